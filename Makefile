@@ -1,0 +1,34 @@
+# posterctl — `make run` starts the cluster, `make test` runs every test.
+GO       ?= go
+BIN      := bin/posterctl
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+TESTBIN  := bin/posterctl-race
+
+.PHONY: build run test e2e bench lint clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/posterctl
+
+run: build
+	./$(BIN) backend --port 3001 --db ./data/poster.db --name backend-1
+
+# One -race build of the binary is shared by every package's integration tests.
+test:
+	$(GO) build -race -ldflags "$(LDFLAGS)" -o $(TESTBIN) ./cmd/posterctl
+	POSTERCTL_TEST_BIN=$(CURDIR)/$(TESTBIN) $(GO) test -race -count=1 -timeout 15m ./...
+
+# Browser tests only; they fail (rather than skip) when chromium is missing.
+e2e:
+	$(GO) build -race -ldflags "$(LDFLAGS)" -o $(TESTBIN) ./cmd/posterctl
+	POSTERCTL_E2E=1 POSTERCTL_TEST_BIN=$(CURDIR)/$(TESTBIN) $(GO) test -race -count=1 -run Browser -v ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3s -count=1 ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,48 @@
+// Command posterctl runs the Poster web app as a cluster on one machine: a
+// supervisor, a load balancer and N backends, all from this one binary.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "posterctl",
+		Usage:   "run the Poster app as a supervised, load-balanced cluster on one machine",
+		Version: version,
+		Flags:   globalFlags(),
+		Commands: []*cli.Command{
+			upCommand(),
+			statusCommand(),
+			downCommand(),
+			lbCommand(),
+			backendCommand(),
+		},
+		// Exit codes are decided here in main, not deep inside urfave/cli.
+		ExitErrHandler: func(*cli.Context, error) {},
+	}
+}
+
+func main() {
+	err := newApp().Run(os.Args)
+	if err == nil {
+		return
+	}
+	code := 1
+	var coder cli.ExitCoder
+	if errors.As(err, &coder) {
+		code = coder.ExitCode()
+	}
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "posterctl:", msg)
+	}
+	os.Exit(code)
+}
