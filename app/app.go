@@ -1,0 +1,24 @@
+// Package app holds the Poster domain: users, sessions and posts, the Store
+// interface the HTTP handlers depend on, and the Error type that carries an
+// application error code from any store to the client.
+//
+// Implementations live in sub-packages (app/sqlite today, app/postgres
+// later); only cmd/posterctl wires a store to the HTTP server, so handlers
+// never import a database driver.
+package app
+
+import "context"
+
+// Store is everything the HTTP layer needs from persistence. One value is
+// shared by every request of a backend process, and several processes may use
+// the same underlying database at once, so implementations must be safe for
+// concurrent use across goroutines and processes.
+type Store interface {
+	UserService
+	SessionService
+	PostService
+
+	// Ping runs a real query against the store; health checks use it.
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -1,0 +1,107 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/posterctl/posterctl/app"
+)
+
+// CreatePost stores p, or with an idempotency key already used by the same
+// author within app.IdempotencyTTL returns the first post and creates nothing.
+func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string) (*app.Post, bool, error) {
+	var (
+		first    *app.Post
+		replayed bool
+	)
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		now := db.Now()
+		if idempotencyKey != "" {
+			var err error
+			if first, err = findIdempotent(ctx, tx, p.AuthorID, idempotencyKey, now); err != nil {
+				return err
+			} else if first != nil {
+				replayed = true
+				return nil
+			}
+		}
+		if err := createPost(ctx, tx, p, now); err != nil {
+			return err
+		}
+		if idempotencyKey != "" {
+			if err := saveIdempotent(ctx, tx, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
+				return err
+			}
+		}
+		first = p
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return first, replayed, nil
+}
+
+func createPost(ctx context.Context, tx *sql.Tx, p *app.Post, now time.Time) error {
+	content, err := app.NormalizePostContent(p.Content)
+	if err != nil {
+		return err
+	}
+	p.Content = content
+	p.CreatedAt = fromMillis(millis(now))
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`,
+		p.AuthorID, p.Content, millis(p.CreatedAt))
+	if err != nil {
+		return storeErr("create post", err)
+	}
+	if p.ID, err = res.LastInsertId(); err != nil {
+		return storeErr("create post", err)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT username FROM users WHERE id = ?`, p.AuthorID).Scan(&p.Author); errors.Is(err, sql.ErrNoRows) {
+		return app.Errorf(app.ENOTFOUND, "author not found")
+	} else if err != nil {
+		return storeErr("create post", err)
+	}
+	return nil
+}
+
+// FindPosts returns one page of posts, newest first.
+func (db *DB) FindPosts(ctx context.Context, f app.PostFilter) ([]*app.Post, error) {
+	if f.Limit <= 0 || f.Limit > app.MaxPostLimit {
+		return nil, app.Errorf(app.EINVALID, "limit must be 1 to %d", app.MaxPostLimit)
+	}
+	q := `SELECT p.id, p.user_id, u.username, p.content, p.created_at
+		FROM posts p JOIN users u ON u.id = p.user_id`
+	args := []any{}
+	if f.Before > 0 {
+		q += ` WHERE p.id < ?`
+		args = append(args, f.Before)
+	}
+	q += ` ORDER BY p.id DESC LIMIT ?`
+	args = append(args, f.Limit)
+
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, storeErr("find posts", err)
+	}
+	defer rows.Close()
+	posts := make([]*app.Post, 0, f.Limit)
+	for rows.Next() {
+		var (
+			p       app.Post
+			created int64
+		)
+		if err := rows.Scan(&p.ID, &p.AuthorID, &p.Author, &p.Content, &created); err != nil {
+			return nil, storeErr("find posts", err)
+		}
+		p.CreatedAt = fromMillis(created)
+		posts = append(posts, &p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeErr("find posts", err)
+	}
+	return posts, nil
+}
