@@ -1,15 +1,143 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/posterctl/posterctl/app/sqlite"
+	"github.com/posterctl/posterctl/app/web"
 	"github.com/urfave/cli/v2"
 )
 
+// drainTimeout is how long in-flight requests may take after SIGTERM.
+const drainTimeout = 10 * time.Second
+
+// backendConfig holds the flags of `posterctl backend`.
+type backendConfig struct {
+	Port int
+	Host string
+	DB   string
+	Name string
+}
+
+// resolve applies the positional PORT and the defaults that depend on other
+// settings, then validates.
+func (cfg *backendConfig) resolve(c *cli.Context) error {
+	switch c.NArg() {
+	case 0:
+	case 1:
+		p, err := strconv.Atoi(c.Args().First())
+		if err != nil {
+			return fmt.Errorf("invalid port %q: want a number from 1 to 65535", c.Args().First())
+		}
+		if c.IsSet("port") && p != cfg.Port {
+			return fmt.Errorf("port given twice: %d as argument and %d as --port", p, cfg.Port)
+		}
+		cfg.Port = p
+	default:
+		// urfave/cli v2 stops reading flags at the first argument.
+		for _, a := range c.Args().Tail() {
+			if strings.HasPrefix(a, "-") {
+				return fmt.Errorf("flag %s after PORT: put flags first, as in posterctl backend --db FILE %s", a, c.Args().First())
+			}
+		}
+		return fmt.Errorf("too many arguments %q: want at most one PORT", c.Args().Slice())
+	}
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("backend-%d", cfg.Port)
+	}
+	return cfg.Validate()
+}
+
+// Validate reports the first setting that cannot work.
+func (cfg *backendConfig) Validate() error {
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		return fmt.Errorf("invalid port %d: want a number from 1 to 65535", cfg.Port)
+	}
+	if net.ParseIP(cfg.Host) == nil && cfg.Host != "localhost" {
+		return fmt.Errorf("invalid --host %q: want an IP address such as 127.0.0.1 or 0.0.0.0", cfg.Host)
+	}
+	if cfg.DB == "" {
+		return errors.New("invalid --db: the database path is empty")
+	}
+	return nil
+}
+
 func backendCommand() *cli.Command {
+	cfg := &backendConfig{}
 	return &cli.Command{
-		Name:  "backend",
-		Usage: "not implemented yet",
+		Name:      "backend",
+		Usage:     "run one Poster app backend (HTTP API and web page) on a shared SQLite store",
+		ArgsUsage: "[PORT]",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 3001, Usage: "port to listen on (also accepted as the first argument)", Destination: &cfg.Port},
+			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on", Destination: &cfg.Host},
+			&cli.StringFlag{Name: "db", Value: "./data/poster.db", Usage: "SQLite database file, shared by all backends (its directory is created)", Destination: &cfg.DB},
+			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
+		},
 		Action: func(c *cli.Context) error {
-			return cli.Exit("backend: not implemented yet", 2)
+			if err := cfg.resolve(c); err != nil {
+				return cli.Exit("backend: "+err.Error(), 2)
+			}
+			return runBackend(c, cfg)
 		},
 	}
+}
+
+func runBackend(c *cli.Context, cfg *backendConfig) error {
+	log, err := newLogger(c)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	log = log.With().Str("component", "backend").Str("backend", cfg.Name).Logger()
+
+	// Signals are caught from the start, so a SIGTERM during start-up still
+	// ends in an orderly exit. After the first one, stop() restores the
+	// default action: a second Ctrl+C kills at once.
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	db := sqlite.NewDB(cfg.DB)
+	if err := db.Open(); err != nil {
+		return cli.Exit("backend: "+err.Error(), 1)
+	}
+	defer db.Close()
+
+	srv := web.NewServer(db, cfg.Name, log)
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	if err := srv.Open(addr); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return cli.Exit(fmt.Sprintf("backend: port %d is already in use on %s", cfg.Port, cfg.Host), 1)
+		}
+		return cli.Exit(fmt.Sprintf("backend: listen on %s: %v", addr, err), 1)
+	}
+	log.Info().
+		Int("port", cfg.Port).
+		Int("pid", os.Getpid()).
+		Str("db", cfg.DB).
+		Str("url", srv.URL()).
+		Msg("backend listening")
+
+	<-ctx.Done()
+	stop()
+	log.Info().Msg("shutting down: finishing in-flight requests")
+	drainCtx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if err := srv.Close(drainCtx); err != nil {
+		log.Warn().Err(err).Msg("in-flight requests cut off after the drain timeout")
+	}
+	if err := db.Close(); err != nil {
+		log.Error().Err(err).Msg("close store")
+		return cli.Exit("backend: close store: "+err.Error(), 1)
+	}
+	log.Info().Msg("backend stopped")
+	return nil
 }
