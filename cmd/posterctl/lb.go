@@ -1,15 +1,123 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/posterctl/posterctl/proxy"
 )
 
+// lbConfig is what `posterctl lb` is told on its command line.
+type lbConfig struct {
+	Port         int
+	HealthPort   int
+	Host         string
+	HealthHost   string
+	Backends     cli.StringSlice
+	DrainTimeout time.Duration
+}
+
+func lbFlags(cfg *lbConfig) []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "port", Usage: "port the load balancer listens on", Value: 3000, Destination: &cfg.Port},
+		&cli.IntFlag{Name: "health-port", Usage: "port for GET /health and GET /metrics", Value: 4000, Destination: &cfg.HealthPort},
+		&cli.StringFlag{Name: "host", Usage: "address to listen on (empty: every interface)", Destination: &cfg.Host},
+		&cli.StringFlag{Name: "health-host", Usage: "address the health port listens on", Value: "127.0.0.1", Destination: &cfg.HealthHost},
+		&cli.StringSliceFlag{Name: "backend", Usage: "backend as host:port or http://host:port (repeat for each)", Destination: &cfg.Backends},
+		&cli.DurationFlag{Name: "drain-timeout", Usage: "how long a stop waits for in-flight requests", Value: 30 * time.Second, Destination: &cfg.DrainTimeout},
+	}
+}
+
+// proxyConfig checks the flags and turns them into the proxy's configuration.
+func (c *lbConfig) proxyConfig() (proxy.Config, error) {
+	for _, p := range []struct {
+		flag string
+		n    int
+	}{{"--port", c.Port}, {"--health-port", c.HealthPort}} {
+		if p.n < 1 || p.n > 65535 {
+			return proxy.Config{}, fmt.Errorf("%s %d: want a port from 1 to 65535", p.flag, p.n)
+		}
+	}
+	if c.Port == c.HealthPort {
+		return proxy.Config{}, fmt.Errorf("--port and --health-port are both %d: they must differ", c.Port)
+	}
+	if c.HealthHost == "" {
+		return proxy.Config{}, fmt.Errorf("--health-host is empty: give an address such as 127.0.0.1")
+	}
+	if c.DrainTimeout <= 0 {
+		return proxy.Config{}, fmt.Errorf("--drain-timeout %v: want a positive duration", c.DrainTimeout)
+	}
+	cfg := proxy.Config{
+		Listen:       net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		HealthListen: net.JoinHostPort(c.HealthHost, strconv.Itoa(c.HealthPort)),
+		Backends:     c.Backends.Value(),
+	}
+	cfg.SetDefaults()
+	if _, err := cfg.Validate(); err != nil {
+		return proxy.Config{}, err
+	}
+	return cfg, nil
+}
+
 func lbCommand() *cli.Command {
+	cfg := &lbConfig{}
 	return &cli.Command{
-		Name:  "lb",
-		Usage: "not implemented yet",
+		Name:      "lb",
+		Usage:     "run the load balancer: round robin over healthy backends, with retries and a health port",
+		ArgsUsage: " ",
+		Flags:     lbFlags(cfg),
 		Action: func(c *cli.Context) error {
-			return cli.Exit("lb: not implemented yet", 2)
+			if c.NArg() > 0 {
+				return cli.Exit(fmt.Sprintf("lb: unexpected argument %q: backends are given with --backend", c.Args().First()), 2)
+			}
+			pcfg, err := cfg.proxyConfig()
+			if err != nil {
+				return cli.Exit("lb: "+err.Error(), 2)
+			}
+			logger, err := newLogger(c)
+			if err != nil {
+				return cli.Exit("lb: "+err.Error(), 2)
+			}
+			return runLB(c.Context, pcfg, cfg.DrainTimeout, logger.With().Str("component", "lb").Logger())
 		},
 	}
+}
+
+func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger zerolog.Logger) error {
+	srv, err := proxy.NewServer(cfg, logger, nil)
+	if err != nil {
+		return cli.Exit("lb: "+err.Error(), 2)
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Open(); err != nil {
+		return cli.Exit("lb: "+err.Error(), 1)
+	}
+	var addrs []string
+	for _, b := range srv.Backends() {
+		addrs = append(addrs, b.Addr())
+	}
+	logger.Info().Str("addr", srv.Addr()).Str("health_addr", srv.HealthAddr()).
+		Strs("backends", addrs).Msg("load balancer ready")
+
+	<-ctx.Done()
+	// From here a second signal takes the default action and ends the
+	// process at once.
+	stop()
+	logger.Info().Dur("drain_timeout", drain).Msg("stopping: draining in-flight requests")
+	dctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := srv.Close(dctx); err != nil {
+		return cli.Exit("lb: "+err.Error(), 1)
+	}
+	logger.Info().Msg("stopped")
+	return nil
 }

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Config is everything the load balancer needs; a zero field means its
+// default, filled in by SetDefaults, the one place defaults live.
+type Config struct {
+	// Listen and HealthListen are host:port; an empty host means every
+	// interface. Port 0 picks a free port (tests).
+	Listen       string
+	HealthListen string
+	// Backends as given by the user: host:port or http://host:port.
+	Backends []string
+
+	DialTimeout           time.Duration // 1 s
+	ResponseHeaderTimeout time.Duration // 30 s: after that, 504
+	// IdleConnTimeout stays below the backend's own idle timeout (120 s), so
+	// the proxy never reuses a connection the backend is closing.
+	IdleConnTimeout     time.Duration // 90 s
+	MaxIdleConnsPerHost int           // 512
+	MaxReplayBody       int64         // 1 MiB: larger bodies stream, unreplayable
+
+	HealthPath          string        // /healthz
+	HealthInterval      time.Duration // 1 s
+	HealthDownInterval  time.Duration // 250 ms
+	HealthTimeout       time.Duration // 1 s
+	HealthFailThreshold int           // 2
+	HealthPassThreshold int           // 2
+
+	// Against slow or abusive clients.
+	ReadHeaderTimeout time.Duration // 10 s
+	ClientIdleTimeout time.Duration // 120 s
+	MaxHeaderBytes    int           // 64 KiB
+
+	RetryAfter time.Duration // 1 s, sent with 503
+}
+
+// SetDefaults fills every zero field with its default.
+func (c *Config) SetDefaults() {
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	setDur(&c.DialTimeout, time.Second)
+	setDur(&c.ResponseHeaderTimeout, 30*time.Second)
+	setDur(&c.IdleConnTimeout, 90*time.Second)
+	setInt(&c.MaxIdleConnsPerHost, 512)
+	if c.MaxReplayBody == 0 {
+		c.MaxReplayBody = 1 << 20
+	}
+	if c.HealthPath == "" {
+		c.HealthPath = "/healthz"
+	}
+	setDur(&c.HealthInterval, time.Second)
+	setDur(&c.HealthDownInterval, 250*time.Millisecond)
+	setDur(&c.HealthTimeout, time.Second)
+	setInt(&c.HealthFailThreshold, 2)
+	setInt(&c.HealthPassThreshold, 2)
+	setDur(&c.ReadHeaderTimeout, 10*time.Second)
+	setDur(&c.ClientIdleTimeout, 120*time.Second)
+	setInt(&c.MaxHeaderBytes, 64<<10)
+	setDur(&c.RetryAfter, time.Second)
+}
+
+// Validate checks the configuration and returns the backends normalised to
+// host:port. The first problem is reported, as one line a user can act on.
+func (c *Config) Validate() ([]string, error) {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen address %q: want host:port", c.Listen))
+	}
+	if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+		errs = append(errs, fmt.Errorf("health listen address %q: want host:port", c.HealthListen))
+	}
+	if len(c.Backends) == 0 {
+		errs = append(errs, errors.New("no backend given: pass --backend host:port at least once"))
+	}
+	if len(c.Backends) > MaxBackends {
+		errs = append(errs, fmt.Errorf("%d backends given: at most %d are supported", len(c.Backends), MaxBackends))
+	}
+	seen := make(map[string]bool, len(c.Backends))
+	addrs := make([]string, 0, len(c.Backends))
+	for _, raw := range c.Backends {
+		a, err := ParseBackend(raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[a] {
+			errs = append(errs, fmt.Errorf("backend %s given twice", a))
+			continue
+		}
+		seen[a] = true
+		addrs = append(addrs, a)
+	}
+	if c.HealthFailThreshold < 1 || c.HealthPassThreshold < 1 {
+		errs = append(errs, errors.New("health thresholds must be at least 1"))
+	}
+	if len(errs) > 0 {
+		return nil, errs[0]
+	}
+	return addrs, nil
+}

@@ -1,0 +1,230 @@
+// Package proxy is posterctl's load balancer: round robin over the backends
+// that pass their health checks, passive ejection on connection failures,
+// retries that never replay a request that may have had effects, and a health
+// and metrics port for the supervisor.
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// MaxBackends bounds the pool so a request's tried set fits in one word.
+const MaxBackends = 64
+
+// ParseBackend normalises a backend given as host:port or http://host:port to
+// host:port, the form used in logs, metrics and /health.
+func ParseBackend(s string) (string, error) {
+	raw := strings.TrimSpace(s)
+	if raw == "" {
+		return "", fmt.Errorf("backend address is empty: want host:port or http://host:port")
+	}
+	hostport := raw
+	if strings.Contains(raw, "://") {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return "", fmt.Errorf("backend %q: %w", s, err)
+		}
+		if u.Scheme != "http" {
+			return "", fmt.Errorf("backend %q: scheme %q not supported: want http://host:port", s, u.Scheme)
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return "", fmt.Errorf("backend %q: want only http://host:port, without path, query or user", s)
+		}
+		hostport = u.Host
+	}
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", fmt.Errorf("backend %q: want host:port or http://host:port", s)
+	}
+	if host == "" {
+		return "", fmt.Errorf("backend %q: host is empty", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("backend %q: port %q is not a number from 1 to 65535", s, port)
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+// Backend is one upstream server and everything the balancer knows about it.
+// The request path only touches atomics; state changes, which are rare, take
+// the mutex so that a transition is decided and logged exactly once.
+type Backend struct {
+	addr  string // host:port
+	index int    // position in the pool, for the per-request tried set
+
+	healthy  atomic.Bool
+	inFlight atomic.Int64
+	requests atomic.Uint64
+	failures atomic.Uint64
+	// consecFail is read on the request path to skip a store when zero.
+	consecFail atomic.Int64
+
+	mu          sync.Mutex
+	consecOK    int // successful probes while down
+	probeFail   int // failed probes while up
+	lastCheck   time.Time
+	lastErr     string
+	lastProbeAt time.Time
+}
+
+// NewBackend returns a backend that starts out available: until a probe says
+// otherwise there is no reason to refuse traffic (caddy#6410).
+func NewBackend(addr string, index int) *Backend {
+	b := &Backend{addr: addr, index: index}
+	b.healthy.Store(true)
+	return b
+}
+
+// Addr is the backend's host:port.
+func (b *Backend) Addr() string { return b.addr }
+
+// Available reports whether the balancer may send new requests here.
+func (b *Backend) Available() bool { return b.healthy.Load() }
+
+// Transition is a change of a backend's availability.
+type Transition int
+
+// Transitions returned by the Record methods.
+const (
+	NoChange Transition = iota
+	WentDown
+	WentUp
+)
+
+func (t Transition) String() string {
+	switch t {
+	case WentDown:
+		return "down"
+	case WentUp:
+		return "up"
+	}
+	return "unchanged"
+}
+
+// RecordProbe applies one active health check result: failThreshold
+// consecutive failures take an available backend down, passThreshold
+// consecutive successes bring an unavailable one back. One failed probe alone
+// never ejects, so a backend does not flap on a single slow answer.
+func (b *Backend) RecordProbe(err error, at time.Time, failThreshold, passThreshold int) Transition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastCheck = at
+	if err != nil {
+		b.lastErr = err.Error()
+		b.failures.Add(1)
+		b.consecFail.Add(1)
+		b.consecOK = 0
+		if !b.healthy.Load() {
+			return NoChange
+		}
+		b.probeFail++
+		if b.probeFail >= failThreshold {
+			b.probeFail = 0
+			b.healthy.Store(false)
+			return WentDown
+		}
+		return NoChange
+	}
+	b.consecFail.Store(0)
+	b.probeFail = 0
+	if b.healthy.Load() {
+		return NoChange
+	}
+	b.consecOK++
+	if b.consecOK >= passThreshold {
+		b.consecOK = 0
+		b.healthy.Store(true)
+		return WentUp
+	}
+	return NoChange
+}
+
+// Eject records a failed connection seen on the request path and takes the
+// backend out of rotation at once; only active probes bring it back.
+func (b *Backend) Eject(err error) Transition {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lastErr = err.Error()
+	b.consecOK = 0
+	b.probeFail = 0
+	if b.healthy.Swap(false) {
+		return WentDown
+	}
+	return NoChange
+}
+
+// recordFailure counts a failed request that does not by itself say the
+// backend is gone (a reset on a reused connection, a response timeout).
+func (b *Backend) recordFailure(err error) {
+	b.failures.Add(1)
+	b.consecFail.Add(1)
+	b.mu.Lock()
+	b.lastErr = err.Error()
+	b.mu.Unlock()
+}
+
+// recordSuccess ends a failure streak; the load avoids a contended store on
+// every request when there is no streak.
+func (b *Backend) recordSuccess() {
+	if b.consecFail.Load() != 0 {
+		b.consecFail.Store(0)
+	}
+}
+
+// dueForProbe tells the health checker whether to probe now: every interval
+// while available, every downInterval while not.
+func (b *Backend) dueForProbe(now time.Time, interval, downInterval time.Duration) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	every := interval
+	if !b.healthy.Load() {
+		every = downInterval
+	}
+	// The loop ticks every downInterval; half a tick of slack keeps a 1 s
+	// period from slipping to 1.25 s on timer jitter.
+	if !b.lastProbeAt.IsZero() && now.Sub(b.lastProbeAt) < every-downInterval/2 {
+		return false
+	}
+	b.lastProbeAt = now
+	return true
+}
+
+// BackendStatus is a backend's entry in GET /health.
+type BackendStatus struct {
+	Address             string     `json:"address"`
+	Healthy             bool       `json:"healthy"`
+	InFlight            int64      `json:"in_flight"`
+	Requests            uint64     `json:"requests"`
+	Failures            uint64     `json:"failures"`
+	ConsecutiveFailures int64      `json:"consecutive_failures"`
+	LastCheck           *time.Time `json:"last_check"`
+	LastError           string     `json:"last_error"`
+}
+
+// Status is a consistent-enough snapshot for reporting.
+func (b *Backend) Status() BackendStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := BackendStatus{
+		Address:             b.addr,
+		Healthy:             b.healthy.Load(),
+		InFlight:            b.inFlight.Load(),
+		Requests:            b.requests.Load(),
+		Failures:            b.failures.Load(),
+		ConsecutiveFailures: b.consecFail.Load(),
+		LastError:           b.lastErr,
+	}
+	if !b.lastCheck.IsZero() {
+		t := b.lastCheck.UTC()
+		s.LastCheck = &t
+	}
+	return s
+}

@@ -1,0 +1,132 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+)
+
+// bodyKind is how a request body can be sent again.
+type bodyKind int
+
+const (
+	bodyNone     bodyKind = iota // nothing to send
+	bodyBuffered                 // kept in memory, replayable on every attempt
+	bodyStreamed                 // too large to keep: can be sent once
+)
+
+func (k bodyKind) String() string {
+	switch k {
+	case bodyBuffered:
+		return "buffered"
+	case bodyStreamed:
+		return "streamed"
+	}
+	return "none"
+}
+
+// idempotent methods may be repeated without changing the outcome (RFC 9110
+// 9.2.2); TRACE is left out because the proxy has no reason to replay it.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// retryable decides whether a failed attempt may go to another backend.
+//
+// sent means that request bytes were handed to a backend connection (the
+// httptrace WroteHeaders hook fired), not what an error message says. Until
+// then, the backend cannot have acted, so any method may be retried; only a
+// streamed body that the failed attempt already started to read cannot be
+// sent again. Once sent, only requests whose repetition is harmless are
+// retried, and only when the body is still in memory.
+func retryable(method string, sent, idempotencyKey bool, body bodyKind, streamTouched bool) bool {
+	if body == bodyStreamed && streamTouched {
+		return false
+	}
+	if !sent {
+		return true
+	}
+	if body == bodyStreamed {
+		return false
+	}
+	return idempotent(method) || idempotencyKey
+}
+
+// prepareBody reads a body of up to max bytes into memory so every attempt
+// can send it again; a larger one is passed on as a stream that remembers
+// whether anyone has read from it.
+func prepareBody(r *http.Request, max int64) (kind bodyKind, buf []byte, stream *onceBody, err error) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return bodyNone, nil, nil, nil
+	}
+	if r.ContentLength > max {
+		return bodyStreamed, nil, &onceBody{r: r.Body}, nil
+	}
+	if r.ContentLength > 0 {
+		buf = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+		}
+		return bodyBuffered, buf, nil, nil
+	}
+	// Unknown length (chunked): keep what fits, stream the rest.
+	buf, err = io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+	}
+	if int64(len(buf)) <= max {
+		return bodyBuffered, buf, nil, nil
+	}
+	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), r.Body)}, nil
+}
+
+// onceBody is a streamed request body. The transport closes a body when an
+// attempt fails; ignoring Close keeps an unread stream usable for the next
+// backend, and touched tells whether that is still allowed.
+type onceBody struct {
+	r       io.Reader
+	touched atomic.Bool
+}
+
+func (o *onceBody) Read(p []byte) (int, error) {
+	o.touched.Store(true)
+	return o.r.Read(p)
+}
+
+func (o *onceBody) Close() error { return nil }
+
+// failure is a classified transport error.
+type failure struct {
+	sent       bool // request bytes reached a backend connection
+	dial       bool // no connection could be made
+	timeout    bool // no response header in time
+	clientGone bool
+}
+
+func classify(ctx context.Context, err error, sent bool) failure {
+	f := failure{sent: sent}
+	if ctx.Err() != nil {
+		f.clientGone = true
+		return f
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		f.dial = true
+		f.sent = false
+		return f
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		f.timeout = true
+	}
+	return f
+}

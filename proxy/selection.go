@@ -1,0 +1,42 @@
+package proxy
+
+import "sync/atomic"
+
+// Tried is the set of backends a request has already been sent to, by pool
+// index; a word instead of a map keeps retries allocation-free.
+type Tried uint64
+
+// Has reports whether b is in the set.
+func (t Tried) Has(b *Backend) bool { return t&(1<<uint(b.index)) != 0 }
+
+// With returns the set plus b.
+func (t Tried) With(b *Backend) Tried { return t | 1<<uint(b.index) }
+
+// Selector picks the backend for the next attempt of a request, or nil when
+// no available backend is left untried.
+type Selector interface {
+	Select(pool []*Backend, tried Tried) *Backend
+}
+
+// RoundRobin hands requests to available backends in turn. One shared
+// counter, advanced once per selection, keeps any 2N consecutive selections
+// even when every backend is available.
+type RoundRobin struct {
+	next atomic.Uint64
+}
+
+// Select implements Selector.
+func (r *RoundRobin) Select(pool []*Backend, tried Tried) *Backend {
+	n := uint64(len(pool))
+	if n == 0 {
+		return nil
+	}
+	start := r.next.Add(1) - 1
+	for i := uint64(0); i < n; i++ {
+		b := pool[(start+i)%n]
+		if b.Available() && !tried.Has(b) {
+			return b
+		}
+	}
+	return nil
+}
