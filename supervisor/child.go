@@ -1,0 +1,316 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// State is where a child is in its life.
+type State string
+
+// The states status shows.
+const (
+	Starting State = "starting" // started, not yet answering its readiness check
+	Running  State = "running"
+	Backoff  State = "backoff" // crashed, waiting to be restarted
+	Stopping State = "stopping"
+	Exited   State = "exited" // stopped on purpose
+	Fatal    State = "fatal"  // crashed too often; left down
+)
+
+var errStopping = errors.New("stopping")
+
+// child keeps one Spec running: it starts a Process, waits until it is ready,
+// and restarts it after a crash according to the restart policy. Its run loop
+// is its only goroutine; Stop cancels it and waits.
+type child struct {
+	spec         Spec
+	policy       RestartPolicy
+	readyTimeout time.Duration
+	sp           *spawner
+	sink         LineSink
+	tail         *tail
+	log          zerolog.Logger
+	http         *http.Client
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	readyOnce sync.Once
+	ready     chan struct{} // closed the first time the child is ready
+	fatal     chan struct{} // closed when the child is given up
+
+	mu        sync.Mutex
+	state     State
+	proc      *Process
+	stopping  bool
+	restarts  int
+	lastExit  string
+	nextRetry time.Time
+	failure   string // why it went fatal
+	sampler   usageSampler
+	usage     usage
+}
+
+func newChild(spec Spec, policy RestartPolicy, readyTimeout time.Duration, sp *spawner, sink LineSink, log zerolog.Logger) *child {
+	ctx, cancel := context.WithCancel(context.Background())
+	t := newTail(20)
+	return &child{
+		spec:         spec,
+		policy:       policy,
+		readyTimeout: readyTimeout,
+		sp:           sp,
+		tail:         t,
+		sink:         teeSink{t, sink},
+		log:          log.With().Str("child", spec.Name).Logger(),
+		// No keep-alive: a readiness probe must not leave a pooled
+		// connection (and its goroutines) behind.
+		http:   &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		ctx:    ctx,
+		cancel: cancel,
+		ready:  make(chan struct{}),
+		fatal:  make(chan struct{}),
+		state:  Starting,
+	}
+}
+
+func (c *child) start() {
+	c.wg.Add(1)
+	go c.run()
+}
+
+func (c *child) run() {
+	defer c.wg.Done()
+	tr := newRestartTracker(c.policy)
+	first := true
+	for {
+		p, err := c.attempt(first)
+		first = false
+		if errors.Is(err, errStopping) {
+			return
+		}
+		var uptime time.Duration
+		exit := ""
+		if err != nil {
+			exit = err.Error()
+			c.log.Error().Err(err).Msg("start failed")
+		} else {
+			c.awaitReady(p)
+			select {
+			case <-p.Done():
+			case <-c.ctx.Done():
+				return // Stop owns the process from here
+			}
+			uptime = time.Since(p.Started())
+			exit = p.ExitStatus()
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		now := time.Now()
+		delay, fatal := tr.crashed(now, uptime)
+		c.mu.Lock()
+		c.lastExit = exit
+		c.usage = usage{}
+		if fatal {
+			c.state = Fatal
+			c.failure = fmt.Sprintf("%s crashed %d times within %v (last: %s)", c.spec.Name, c.policy.Limit+1, c.policy.Window, exit)
+			c.mu.Unlock()
+			c.log.Error().Str("last_exit", exit).Msg("restart limit reached; child is fatal and stays down")
+			close(c.fatal)
+			return
+		}
+		c.restarts++
+		c.state = Backoff
+		c.nextRetry = now.Add(delay)
+		c.mu.Unlock()
+		c.log.Warn().Str("last_exit", exit).Dur("uptime", uptime).Dur("backoff", delay).Msg("child exited; restarting")
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// attempt starts one process. Before a restart it waits until the crashed
+// child's port is free again, so a leftover holder is named instead of the
+// new child failing with "address in use".
+func (c *child) attempt(first bool) (*Process, error) {
+	if !first && c.spec.Port > 0 {
+		ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
+		err := waitPortFree(ctx, c.spec.Port)
+		cancel()
+		if c.ctx.Err() != nil {
+			return nil, errStopping
+		}
+		if err != nil {
+			return nil, fmt.Errorf("port not free for restart: %w", err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return nil, errStopping
+	}
+	p, err := startProcess(c.sp, c.spec, c.sink)
+	if err != nil {
+		return nil, err
+	}
+	c.proc = p
+	c.state = Starting
+	c.nextRetry = time.Time{}
+	c.sampler = usageSampler{id: p.Identity()}
+	c.log.Info().Int("pid", p.Pid()).Msg("started")
+	return p, nil
+}
+
+// awaitReady polls the readiness URL until it answers 200, the process
+// exits, or the ready timeout passes; then the process is killed, which the
+// run loop sees as a crash.
+func (c *child) awaitReady(p *Process) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c.probe(ctx) {
+			c.mu.Lock()
+			if c.proc == p && c.state == Starting {
+				c.state = Running
+			}
+			c.mu.Unlock()
+			c.readyOnce.Do(func() { close(c.ready) })
+			c.log.Info().Int("pid", p.Pid()).Dur("after", time.Since(p.Started())).Msg("ready")
+			return
+		}
+		select {
+		case <-p.Done():
+			return
+		case <-ctx.Done():
+			if c.ctx.Err() == nil {
+				c.log.Error().Dur("timeout", c.readyTimeout).Msg("not ready in time; killing it")
+				c.tail.add(fmt.Sprintf("posterctl: %s was not ready within %v", c.spec.Name, c.readyTimeout))
+				p.Kill()
+			}
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (c *child) probe(ctx context.Context) bool {
+	if c.spec.ReadyURL == "" {
+		return true
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.spec.ReadyURL, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Stop ends restarting and stops the current process: SIGTERM to its group,
+// SIGKILL once ctx ends. Safe to call more than once.
+func (c *child) Stop(ctx context.Context) {
+	c.mu.Lock()
+	c.stopping = true
+	p := c.proc
+	if c.state != Fatal {
+		c.state = Stopping
+	}
+	c.mu.Unlock()
+	c.cancel()
+	if p != nil {
+		p.Stop(ctx)
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	if c.state != Fatal {
+		c.state = Exited
+		c.nextRetry = time.Time{}
+		if p != nil {
+			c.lastExit = p.ExitStatus()
+		}
+	}
+	c.usage = usage{}
+	c.mu.Unlock()
+	c.http.CloseIdleConnections()
+}
+
+// sampleUsage refreshes CPU % and RSS of the current process.
+func (c *child) sampleUsage(ctx context.Context, now time.Time) {
+	c.mu.Lock()
+	p, s := c.proc, c.sampler
+	live := p != nil && (c.state == Starting || c.state == Running)
+	c.mu.Unlock()
+	if !live {
+		return
+	}
+	u, err := s.sample(ctx, now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc != p { // restarted meanwhile; this sample belongs to the old one
+		return
+	}
+	c.sampler = s
+	if err != nil {
+		u = usage{}
+	}
+	c.usage = u
+}
+
+// ChildStatus is one row of status.
+type ChildStatus struct {
+	Name       string     `json:"name"`
+	Pid        int        `json:"pid"`
+	State      State      `json:"state"`
+	Health     string     `json:"health"`
+	Port       int        `json:"port"`
+	Restarts   int        `json:"restarts"`
+	UptimeS    float64    `json:"uptime_s"`
+	CPUPercent float64    `json:"cpu_percent"`
+	RSSBytes   uint64     `json:"rss_bytes"`
+	LastExit   string     `json:"last_exit"`
+	NextRetry  *time.Time `json:"next_retry"`
+	CreateTime int64      `json:"create_time_ms"`
+}
+
+func (c *child) status(now time.Time) ChildStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := ChildStatus{
+		Name:       c.spec.Name,
+		State:      c.state,
+		Health:     "unknown",
+		Port:       c.spec.Port,
+		Restarts:   c.restarts,
+		CPUPercent: c.usage.CPUPercent,
+		RSSBytes:   c.usage.RSS,
+		LastExit:   c.lastExit,
+	}
+	if c.proc != nil && (c.state == Starting || c.state == Running || c.state == Stopping) {
+		st.Pid = c.proc.Pid()
+		st.CreateTime = c.proc.Identity().CreateTime
+		st.UptimeS = now.Sub(c.proc.Started()).Seconds()
+	}
+	if c.state == Backoff {
+		t := c.nextRetry
+		st.NextRetry = &t
+	}
+	return st
+}

@@ -1,0 +1,84 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// The test binary doubles as every fake child, as in Go's os/exec tests:
+// with helperEnv set, TestMain acts out that role instead of running tests.
+const (
+	helperEnv     = "POSTERCTL_SUPERVISOR_HELPER"
+	helperPortEnv = "POSTERCTL_SUPERVISOR_HELPER_PORT"
+)
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(helperEnv); mode != "" {
+		os.Exit(helper(mode))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func helper(mode string) int {
+	port := os.Getenv(helperPortEnv)
+	switch mode {
+	case "serve":
+		return serveHealthz(port, true)
+	case "ignore-term":
+		signal.Ignore(syscall.SIGTERM)
+		return serveHealthz(port, false)
+	case "exit1":
+		fmt.Println("opening store: unable to open database file")
+		return 1
+	case "wrapper":
+		// Like `sh -c` or npm: the port is held by a grandchild, which a
+		// signal to the leader alone would not reach.
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), helperEnv+"=serve")
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Printf("grandchild %d\n", cmd.Process.Pid)
+		_ = cmd.Wait()
+		return 0
+	}
+	fmt.Println("unknown helper mode", mode)
+	return 2
+}
+
+func serveHealthz(port string, graceful bool) int {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("listening on", l.Addr())
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"status":"ok"}`))
+	})}
+	if graceful {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		go func() {
+			<-ctx.Done()
+			fmt.Println("draining")
+			srv.Shutdown(context.Background())
+		}()
+	}
+	if err := srv.Serve(l); err != http.ErrServerClosed {
+		fmt.Println(err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,174 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+)
+
+// Spec describes one child: what to run and how to tell it is ready.
+type Spec struct {
+	Name     string
+	Path     string   // executable; the supervisor passes os.Executable()
+	Args     []string // without the program name
+	Env      []string // added to the supervisor's environment
+	Port     int      // the port the child listens on; checked free before each start
+	ReadyURL string   // GET answering 200 means ready
+	Stage    int      // lower stages start first and stop last
+}
+
+// LineSink receives each line a child writes to stdout or stderr.
+type LineSink interface {
+	Line(name string, line []byte)
+}
+
+// Process owns exactly one started child: one waiter goroutine reaps it and
+// one reader goroutine drains its output, so a full pipe never blocks it.
+type Process struct {
+	spec    Spec
+	cmd     *exec.Cmd
+	id      Identity
+	started time.Time
+
+	done       chan struct{} // closed once the child is reaped
+	readerDone chan struct{}
+	state      *os.ProcessState // set before done is closed
+	waitErr    error
+}
+
+// startProcess starts spec in its own process group through sp.
+func startProcess(sp *spawner, spec Spec, sink LineSink) (*Process, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: pipe: %w", spec.Name, err)
+	}
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = append(os.Environ(), spec.Env...)
+	// One pipe for both streams keeps a child's lines in the order written.
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = childAttr()
+	err = sp.start(cmd)
+	w.Close() // the child has its own copy; ours would keep the reader from EOF
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+	}
+	p := &Process{
+		spec:       spec,
+		cmd:        cmd,
+		started:    time.Now(),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	// Identity from gopsutil can fail for a child that died at once; the pid
+	// alone still lets Stop signal the group, and Alive then reports false.
+	p.id, _ = Identify(context.Background(), cmd.Process.Pid)
+	if p.id.Pid == 0 {
+		p.id.Pid = cmd.Process.Pid
+	}
+	go p.read(r, sink)
+	go p.wait()
+	return p, nil
+}
+
+func (p *Process) wait() {
+	p.waitErr = p.cmd.Wait()
+	p.state = p.cmd.ProcessState
+	// Whatever the leader left behind in its group (a grandchild holding the
+	// port, say) goes with it.
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	close(p.done)
+}
+
+func (p *Process) read(r *os.File, sink LineSink) {
+	defer close(p.readerDone)
+	defer r.Close()
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		// ReadLine hands over an over-long line in pieces instead of failing.
+		line, _, err := br.ReadLine()
+		if len(line) > 0 || err == nil {
+			sink.Line(p.spec.Name, line)
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
+				sink.Line(p.spec.Name, []byte("posterctl: reading output: "+err.Error()))
+			}
+			return
+		}
+	}
+}
+
+// Pid is the child's pid, which is also its process group id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Identity is the child's pid and create time.
+func (p *Process) Identity() Identity { return p.id }
+
+// Started is when the child was started.
+func (p *Process) Started() time.Time { return p.started }
+
+// Done is closed when the child has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitStatus describes how the child ended ("exit 1", "signal killed"); it
+// is empty while the child runs.
+func (p *Process) ExitStatus() string {
+	select {
+	case <-p.done:
+	default:
+		return ""
+	}
+	return describeExit(p.state, p.waitErr)
+}
+
+func describeExit(st *os.ProcessState, err error) string {
+	if st == nil {
+		if err != nil {
+			return err.Error()
+		}
+		return "unknown"
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit %d", st.ExitCode())
+}
+
+// Stop asks the child's process group to stop with SIGTERM and waits for it;
+// when ctx ends first the group gets SIGKILL. It is safe to call more than
+// once and from several goroutines. exec.Cmd's Cancel and WaitDelay are not
+// used: WaitDelay's force-kill reaches only the leader, not the group, and
+// the grace period belongs to the stop, not to the command.
+func (p *Process) Stop(ctx context.Context) {
+	select {
+	case <-p.done:
+	default:
+		_ = syscall.Kill(-p.Pid(), syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		<-p.done
+	}
+	<-p.readerDone
+}
+
+// Kill sends SIGKILL to the child's process group and waits until the child
+// is reaped.
+func (p *Process) Kill() {
+	select {
+	case <-p.done:
+	default:
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		<-p.done
+	}
+	<-p.readerDone
+}

@@ -1,0 +1,443 @@
+// Package supervisor starts a cluster's child processes in order, keeps them
+// running, restarts the ones that crash, stops them gracefully, and serves
+// status and down on a unix socket in the run dir.
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config is what a Supervisor runs.
+type Config struct {
+	Specs        []Spec // started by ascending Stage, stopped in reverse
+	RunDir       string
+	Restart      RestartPolicy
+	ReadyTimeout time.Duration // per start of a child
+	Sink         LineSink      // receives the children's output
+	// Shown by status. HealthURL is the LB's /health, whose per-backend
+	// health status reports; it is optional.
+	URL       string
+	HealthURL string
+	DataDir   string
+}
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if len(c.Specs) == 0 {
+		return errors.New("nothing to run")
+	}
+	if c.RunDir == "" {
+		return errors.New("run dir is empty")
+	}
+	if c.ReadyTimeout <= 0 {
+		return fmt.Errorf("ready timeout must be positive, got %v", c.ReadyTimeout)
+	}
+	if c.Sink == nil {
+		return errors.New("no sink for child output")
+	}
+	names := map[string]bool{}
+	for _, s := range c.Specs {
+		if s.Name == "" || s.Path == "" {
+			return fmt.Errorf("child %q: name and path are required", s.Name)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("child name %q used twice", s.Name)
+		}
+		names[s.Name] = true
+	}
+	return c.Restart.Validate()
+}
+
+// Supervisor runs the children of one cluster.
+type Supervisor struct {
+	cfg     Config
+	log     zerolog.Logger
+	started time.Time
+	self    Identity
+
+	lock     *runLock
+	control  *controlServer
+	sp       *spawner
+	children []*child // in Specs order
+	health   *http.Client
+
+	ctx    context.Context // ends at Close; stops the sampler
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	killCtx  context.Context // cancelled by Kill: cuts every grace period short
+	kill     context.CancelFunc
+	stopOnce sync.Once
+	stopped  chan struct{}
+}
+
+// New checks cfg; nothing starts before Start.
+func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	// Stages run in order of Stage; within a stage, in the order given.
+	cfg.Specs = slices.Clone(cfg.Specs)
+	slices.SortStableFunc(cfg.Specs, func(a, b Spec) int { return a.Stage - b.Stage })
+	ctx, cancel := context.WithCancel(context.Background())
+	killCtx, kill := context.WithCancel(context.Background())
+	return &Supervisor{
+		cfg:     cfg,
+		log:     log,
+		health:  &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
+		ctx:     ctx,
+		cancel:  cancel,
+		killCtx: killCtx,
+		kill:    kill,
+		stopped: make(chan struct{}),
+	}, nil
+}
+
+// Start claims the run dir, checks every port, opens the control socket,
+// then starts the children stage by stage, each stage only once the previous
+// one is ready. On error nothing is left running and Close still must be
+// called. Cancelling ctx aborts the start-up.
+func (s *Supervisor) Start(ctx context.Context) error {
+	s.started = time.Now()
+	self, err := Identify(ctx, os.Getpid())
+	if err != nil {
+		return fmt.Errorf("identify self: %w", err)
+	}
+	s.self = self
+	if err := s.claimRunDir(ctx); err != nil {
+		return err
+	}
+	var ports []int
+	for _, sp := range s.cfg.Specs {
+		if sp.Port > 0 {
+			ports = append(ports, sp.Port)
+		}
+	}
+	if err := CheckPorts(ctx, ports); err != nil {
+		return fmt.Errorf("check ports: %w", err)
+	}
+	s.sp = newSpawner()
+	// Built before the socket opens, since status reads the list unlocked.
+	for _, sp := range s.cfg.Specs {
+		s.children = append(s.children, newChild(sp, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, s.log))
+	}
+	sock := filepath.Join(s.cfg.RunDir, SocketName)
+	if s.control, err = openControl(sock, s); err != nil {
+		return err
+	}
+	if err := writePidFile(s.cfg.RunDir, s.self); err != nil {
+		return err
+	}
+	s.wg.Add(1)
+	go s.sampleLoop()
+	for _, stage := range s.stages() {
+		for _, c := range stage {
+			c.start()
+		}
+		if err := s.awaitStage(ctx, stage); err != nil {
+			s.Kill()
+			<-s.stopped
+			return err
+		}
+	}
+	return nil
+}
+
+// claimRunDir takes the run dir's lock and clears a stale socket. A socket
+// that answers, or a lock held by someone else, means a live cluster.
+func (s *Supervisor) claimRunDir(ctx context.Context) error {
+	if err := prepareRunDir(s.cfg.RunDir); err != nil {
+		return err
+	}
+	running := func() error {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		cl := NewClient(s.cfg.RunDir)
+		defer cl.CloseIdleConnections()
+		if st, err := cl.Status(cctx); err == nil {
+			return &AlreadyRunningError{Pid: st.Supervisor.Pid}
+		}
+		return nil
+	}
+	lock, err := lockRunDir(s.cfg.RunDir)
+	if errors.Is(err, errLocked) {
+		if err := running(); err != nil {
+			return err
+		}
+		id, _ := ReadPidFile(s.cfg.RunDir)
+		return &AlreadyRunningError{Pid: id.Pid}
+	}
+	if err != nil {
+		return err
+	}
+	s.lock = lock
+	if err := running(); err != nil {
+		return err
+	}
+	sock := filepath.Join(s.cfg.RunDir, SocketName)
+	if _, err := os.Stat(sock); err == nil {
+		s.log.Warn().Str("socket", sock).Msg("removing stale control socket left by a supervisor that died")
+		if err := os.Remove(sock); err != nil {
+			return fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s *Supervisor) stages() [][]*child {
+	var out [][]*child
+	for i, c := range s.children {
+		if i == 0 || c.spec.Stage != s.children[i-1].spec.Stage {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], c)
+	}
+	return out
+}
+
+// StartError says which child kept the cluster from becoming ready, with its
+// last lines of output.
+type StartError struct {
+	Child  string
+	Reason string
+	Tail   string
+}
+
+func (e *StartError) Error() string {
+	return fmt.Sprintf("%s did not start: %s", e.Child, e.Reason)
+}
+
+// awaitStage waits until every child of stage is ready, or one is fatal.
+func (s *Supervisor) awaitStage(ctx context.Context, stage []*child) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ready := 0
+		for _, c := range stage {
+			select {
+			case <-c.ready:
+				ready++
+			case <-c.fatal:
+				c.mu.Lock()
+				reason := c.failure
+				c.mu.Unlock()
+				return &StartError{Child: c.spec.Name, Reason: reason, Tail: c.tail.String()}
+			default:
+			}
+		}
+		if ready == len(stage) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-s.stopped:
+			return errors.New("stopped during start-up")
+		case <-ctx.Done():
+			return fmt.Errorf("start-up interrupted: %w", ctx.Err())
+		}
+	}
+}
+
+func (s *Supervisor) sampleLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-tick.C:
+			for _, c := range s.children {
+				c.sampleUsage(s.ctx, now)
+			}
+		}
+	}
+}
+
+// Stop begins the graceful stop: no more restarts, SIGTERM to the last stage
+// (the LB) and wait for it, then the stage before, and so on; whatever still
+// runs when grace has passed gets SIGKILL. It returns at once; Stopped says
+// when it is over. Calls after the first do nothing.
+func (s *Supervisor) Stop(grace time.Duration) {
+	s.stopOnce.Do(func() {
+		s.log.Info().Dur("grace", grace).Msg("stopping")
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(s.stopped)
+			ctx, cancel := context.WithTimeout(s.killCtx, grace)
+			defer cancel()
+			st := s.stages()
+			for i := len(st) - 1; i >= 0; i-- {
+				var wg sync.WaitGroup
+				for _, c := range st[i] {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						c.Stop(ctx)
+					}()
+				}
+				wg.Wait()
+			}
+		}()
+	})
+}
+
+// Kill stops every child at once with SIGKILL to its process group, also
+// cutting short a graceful stop already under way.
+func (s *Supervisor) Kill() {
+	s.kill()
+	s.Stop(0)
+}
+
+// Stopped is closed once every child is gone after Stop or Kill.
+func (s *Supervisor) Stopped() <-chan struct{} { return s.stopped }
+
+// Close stops everything still running (at once), removes the socket and pid
+// file, and releases the run dir.
+func (s *Supervisor) Close() {
+	if s.sp != nil {
+		s.Kill()
+		<-s.stopped
+	}
+	s.cancel()
+	s.wg.Wait()
+	if s.control != nil {
+		s.control.Close()
+	}
+	if s.lock != nil {
+		os.Remove(filepath.Join(s.cfg.RunDir, PidName))
+		s.lock.release()
+	}
+	if s.sp != nil {
+		s.sp.Close()
+	}
+	s.health.CloseIdleConnections()
+	s.kill()
+}
+
+// Status is what `posterctl status` shows.
+type Status struct {
+	Supervisor SupervisorStatus `json:"supervisor"`
+	Children   []ChildStatus    `json:"children"`
+}
+
+// SupervisorStatus is the header of status.
+type SupervisorStatus struct {
+	Pid        int     `json:"pid"`
+	CreateTime int64   `json:"create_time_ms"`
+	UptimeS    float64 `json:"uptime_s"`
+	RunDir     string  `json:"run_dir"`
+	DataDir    string  `json:"data_dir,omitempty"`
+	URL        string  `json:"url,omitempty"`
+	HealthURL  string  `json:"health_url,omitempty"`
+	Stopping   bool    `json:"stopping"`
+}
+
+// Status reports every child, with health taken from the LB's /health.
+func (s *Supervisor) Status(ctx context.Context) Status {
+	now := time.Now()
+	st := Status{Supervisor: SupervisorStatus{
+		Pid:        s.self.Pid,
+		CreateTime: s.self.CreateTime,
+		UptimeS:    now.Sub(s.started).Seconds(),
+		RunDir:     s.cfg.RunDir,
+		DataDir:    s.cfg.DataDir,
+		URL:        s.cfg.URL,
+		HealthURL:  s.cfg.HealthURL,
+	}}
+	select {
+	case <-s.stopped:
+		st.Supervisor.Stopping = true
+	default:
+		st.Supervisor.Stopping = s.killCtx.Err() != nil
+	}
+	lbHealth, backends := s.fetchHealth(ctx)
+	for _, c := range s.children {
+		cs := c.status(now)
+		switch {
+		case cs.State != Running:
+		case c.spec.ReadyURL != "" && c.spec.ReadyURL == s.cfg.HealthURL:
+			cs.Health = lbHealth
+		default:
+			if h, ok := backends[c.spec.Port]; ok {
+				cs.Health = h
+			}
+		}
+		st.Children = append(st.Children, cs)
+	}
+	return st
+}
+
+// fetchHealth reads the LB's /health: the LB's own verdict, and each
+// backend's health keyed by port.
+func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[int]string) {
+	if s.cfg.HealthURL == "" {
+		return "unknown", nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.HealthURL, nil)
+	if err != nil {
+		return "unknown", nil
+	}
+	resp, err := s.health.Do(req)
+	if err != nil {
+		return "unreachable", nil
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Backends []struct {
+			Address string `json:"address"`
+			Healthy bool   `json:"healthy"`
+		} `json:"backends"`
+	}
+	lb := "healthy"
+	if resp.StatusCode != http.StatusOK {
+		lb = "unhealthy"
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return lb, nil
+	}
+	out := map[int]string{}
+	for _, b := range body.Backends {
+		if p := portOf(b.Address); p > 0 {
+			out[p] = map[bool]string{true: "healthy", false: "unhealthy"}[b.Healthy]
+		}
+	}
+	return lb, out
+}
+
+// portOf accepts "host:port" and "http://host:port".
+func portOf(addr string) int {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(u.Port())
+	return p
+}
+
+// ChildNames lists the children in start order.
+func (c Config) ChildNames() []string {
+	var out []string
+	for _, s := range c.Specs {
+		out = append(out, s.Name)
+	}
+	return slices.Clip(out)
+}
