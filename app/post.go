@@ -44,7 +44,8 @@ type PostService interface {
 	// one transaction, so a retry through another backend is caught too.
 	CreatePost(ctx context.Context, p *Post, idempotencyKey string) (first *Post, replayed bool, err error)
 
-	// FindPosts returns up to f.Limit posts newest first.
+	// FindPosts returns up to f.Limit posts newest first; a limit below 1
+	// is EINVALID.
 	FindPosts(ctx context.Context, f PostFilter) ([]*Post, error)
 }
 

@@ -124,16 +124,15 @@ func (db *DB) Open() (err error) {
 	return nil
 }
 
-// Close closes both pools.
+// Close closes both pools. The pools stay set, so a call after Close gets
+// "database is closed" rather than a nil pointer.
 func (db *DB) Close() error {
 	var errs []error
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
-		db.read = nil
 	}
 	if db.write != nil {
 		errs = append(errs, db.write.Close())
-		db.write = nil
 	}
 	return errors.Join(errs...)
 }
