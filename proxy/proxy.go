@@ -125,7 +125,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.id = p.newID()
 		r.Header.Set("X-Request-Id", st.id)
 	}
-	w.Header().Set("X-Request-Id", st.id)
 	st.hasKey = r.Header.Get("Idempotency-Key") != ""
 
 	kind, buf, stream, err := prepareBody(r, p.cfg.MaxReplayBody)
@@ -165,6 +164,11 @@ func (p *Proxy) finish(r *http.Request, st *reqState) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "backend.invalid" // each attempt sets its backend
+	// Appended to, not replaced: earlier proxies' entries stay (SetXForwarded
+	// alone would start the list afresh).
+	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+		pr.Out.Header["X-Forwarded-For"] = prior
+	}
 	pr.SetXForwarded()
 	pr.Out.Header["Forwarded"] = []string{forwarded(pr.In)}
 }
@@ -249,6 +253,7 @@ func (p *Proxy) writeError(w http.ResponseWriter, st *reqState, status int, msg 
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
+	h.Set("X-Request-Id", st.id)
 	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(int((p.cfg.RetryAfter+time.Second-1)/time.Second)))
 	}

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+// helperEnv makes the test binary a fixed-response backend (see
+// runHelperBackend), so the failover test and the benchmark have backends they
+// can SIGKILL and restart by pid.
+const helperEnv = "POSTERCTL_PROXY_HELPER_ADDR"
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(helperEnv); addr != "" {
+		os.Exit(runHelperBackend(addr))
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// logBuffer collects log lines from concurrent writers.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// lines returns the JSON log lines whose message is msg.
+func (l *logBuffer) lines(msg string) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// startLB runs a balancer on free ports in this process; cfg's zero fields
+// take their defaults.
+func startLB(t testing.TB, cfg Config, backends ...string) (*Server, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg.Listen, cfg.HealthListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Backends = backends
+	s, err := NewServer(cfg, zerolog.New(logs), nil)
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	if err := s.Open(); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return s, logs
+}
+
+// testBackend is an in-process backend named name: /healthz answers 200, and
+// every response carries X-Backend. handler nil means a small JSON answer.
+func testBackend(t testing.TB, name string, handler http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok"}`)
+	})
+	if handler == nil {
+		handler = func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"ok":true}`)
+		}
+	}
+	mux.HandleFunc("/", handler)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", name)
+		mux.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// newClient returns a client whose idle connections are closed at cleanup
+// (goleak would otherwise see their goroutines).
+func newClient(t testing.TB) *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+type result struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func do(t testing.TB, c *http.Client, method, url string, body io.Reader, hdr ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return result{resp.StatusCode, resp.Header, string(b)}
+}
+
+// jsonError decodes an error body and checks it is the proxy's JSON.
+func jsonError(t testing.TB, r result) string {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("error content type %q, body %q", ct, r.body)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Error == "" {
+		t.Fatalf("error body %q is not {\"error\": …}: %v", r.body, err)
+	}
+	return e.Error
+}
+
+func lbURL(s *Server, path string) string { return "http://" + s.Addr() + path }
+
+func healthURL(s *Server, path string) string {
+	return fmt.Sprintf("http://%s%s", s.HealthAddr(), path)
+}
+
+func zerologNop() zerolog.Logger { return zerolog.Nop() }
