@@ -146,15 +146,20 @@ func (c *child) run() {
 // child's port is free again, so a leftover holder is named instead of the
 // new child failing with "address in use".
 func (c *child) attempt(first bool) (*Process, error) {
-	if !first && c.spec.Port > 0 {
-		ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
-		err := waitPortFree(ctx, c.spec.Port)
-		cancel()
-		if c.ctx.Err() != nil {
-			return nil, errStopping
-		}
-		if err != nil {
-			return nil, fmt.Errorf("port not free for restart: %w", err)
+	if !first {
+		for _, port := range append([]int{c.spec.Port}, c.spec.Extra...) {
+			if port <= 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
+			err := waitPortFree(ctx, port)
+			cancel()
+			if c.ctx.Err() != nil {
+				return nil, errStopping
+			}
+			if err != nil {
+				return nil, fmt.Errorf("port not free for restart: %w", err)
+			}
 		}
 	}
 	c.mu.Lock()

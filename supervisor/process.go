@@ -18,7 +18,8 @@ type Spec struct {
 	Path     string   // executable; the supervisor passes os.Executable()
 	Args     []string // without the program name
 	Env      []string // added to the supervisor's environment
-	Port     int      // the port the child listens on; checked free before each start
+	Port     int      // the port status shows; checked free before each start
+	Extra    []int    // more ports the child listens on (the LB's health port)
 	ReadyURL string   // GET answering 200 means ready
 	Stage    int      // lower stages start first and stop last
 }

@@ -126,6 +126,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		if sp.Port > 0 {
 			ports = append(ports, sp.Port)
 		}
+		ports = append(ports, sp.Extra...)
 	}
 	if err := CheckPorts(ctx, ports); err != nil {
 		return fmt.Errorf("check ports: %w", err)
