@@ -268,14 +268,12 @@ type retryTransport struct{ p *Proxy }
 
 // attempt records what the transport did with one try, through httptrace.
 type attempt struct {
-	wrote  atomic.Bool
-	reused atomic.Bool
-	trace  httptrace.ClientTrace
+	wrote atomic.Bool
+	trace httptrace.ClientTrace
 }
 
 func newAttempt() *attempt {
 	a := &attempt{}
-	a.trace.GotConn = func(i httptrace.GotConnInfo) { a.reused.Store(i.Reused) }
 	a.trace.WroteHeaders = func() { a.wrote.Store(true) }
 	return a
 }
@@ -336,10 +334,13 @@ func (t retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			reached = true
 		}
 		b.recordFailure(err)
-		// A refused or failed fresh connection says the backend is gone; a
-		// reused one may just have been closed as idle, and a slow answer is
-		// for the active checks to judge.
-		if f.dial || (!a.reused.Load() && !f.timeout) {
+		// A refused or broken connection ejects at once: when a backend dies,
+		// the first failure stops other requests from picking its pooled
+		// connections, which are dead too. (A healthy backend closing one
+		// idle connection just as it is reused costs it two probes, 500 ms;
+		// IdleConnTimeout below the backend's keeps that rare.) A slow answer
+		// is for the active checks to judge.
+		if !f.timeout {
 			if tr := b.Eject(err); tr != NoChange {
 				p.metrics.ejections.WithLabelValues(b.addr).Inc()
 				p.onChange(b, tr, err, "request")
