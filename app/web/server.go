@@ -193,9 +193,12 @@ func requestID(next http.Handler) http.Handler {
 			id = xid.New().String()
 		}
 		w.Header().Set("X-Request-Id", id)
-		hlog.FromRequest(r).UpdateContext(func(c zerolog.Context) zerolog.Context {
+		l := hlog.FromRequest(r)
+		l.UpdateContext(func(c zerolog.Context) zerolog.Context {
 			return c.Str("request_id", id)
 		})
+		// At debug level a slow or stuck request shows up before it ends.
+		l.Debug().Str("method", r.Method).Str("path", r.URL.Path).Msg("request started")
 		next.ServeHTTP(w, r)
 	})
 }
