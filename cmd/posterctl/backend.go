@@ -68,10 +68,30 @@ func (cfg *backendConfig) Validate() error {
 	if cfg.DB == "" {
 		return errors.New("invalid --db: the database path is empty")
 	}
+	if !validName(cfg.Name) {
+		return fmt.Errorf("invalid --name %q: want 1 to 64 printable ASCII characters without spaces", cfg.Name)
+	}
 	return nil
 }
 
-func backendCommand() *cli.Command {
+// validName keeps the name usable as an HTTP header value and a log field.
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func backendCommand() *cli.Command { return newBackendCommand(runBackend) }
+
+// newBackendCommand builds the command around run, so that tests can parse
+// real command lines without starting a server.
+func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Command {
 	cfg := &backendConfig{}
 	return &cli.Command{
 		Name:      "backend",
@@ -87,7 +107,7 @@ func backendCommand() *cli.Command {
 			if err := cfg.resolve(c); err != nil {
 				return cli.Exit("backend: "+err.Error(), 2)
 			}
-			return runBackend(c, cfg)
+			return run(c, cfg)
 		},
 	}
 }
