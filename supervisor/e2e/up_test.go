@@ -516,4 +516,3 @@ func TestDownByPidFile(t *testing.T) {
 		t.Fatalf("down with a reused pid: exit %d %s%s", code, out, errOut)
 	}
 }
-
