@@ -17,11 +17,6 @@ const SessionCookie = "poster_session"
 // tokenBytes is the session token size: 256 random bits.
 const tokenBytes = 32
 
-// dummyHash is compared against when a login names an unknown user, so that
-// the answer takes as long as for a wrong password and does not reveal which
-// usernames exist.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), bcrypt.DefaultCost)
-
 type credentials struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
@@ -63,7 +58,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	denied := app.Errorf(app.EUNAUTHORIZED, "invalid username or password")
 	u, hash, err := s.Store.FindCredentials(r.Context(), in.Username)
 	if app.ErrorCode(err) == app.ENOTFOUND {
-		_ = bcrypt.CompareHashAndPassword(dummyHash, []byte(in.Password))
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(in.Password))
 		s.Error(w, r, denied)
 		return
 	} else if err != nil {
@@ -122,6 +117,17 @@ func (s *Server) handleUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sess.User)
+}
+
+// dummyHash is compared against when a login names an unknown user, so that
+// the answer takes as long as for a wrong password and does not reveal which
+// usernames exist. It is made on first use: a start-up cost would hit every
+// posterctl command, not just the backend.
+func (s *Server) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = bcrypt.GenerateFromPassword([]byte("not a real password"), s.BcryptCost)
+	})
+	return s.dummy
 }
 
 // authenticate returns the request's live session, or EUNAUTHORIZED.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/posterctl/posterctl/app"
@@ -47,6 +48,9 @@ type Server struct {
 	ln      net.Listener
 	srv     *http.Server
 	serveCh chan error // receives the serve goroutine's result
+
+	dummyOnce sync.Once
+	dummy     []byte
 }
 
 // NewServer returns a server for store; set fields before Open.
