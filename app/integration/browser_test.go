@@ -202,6 +202,8 @@ func saveScreenshot(t *testing.T, ctx context.Context, b *backend, path string) 
 		chromedp.Click(chromedp.ID("refresh")),
 		chromedp.WaitVisible(chromedp.CSS(`#posts li:nth-child(4)`)),
 		chromedp.SendKeys(chromedp.ID("content"), "Hello from the browser test!"),
+		// The button fades in when enabled; shoot once it is opaque.
+		chromedp.Poll[chromedp.Void](`getComputedStyle(document.getElementById("post-btn")).opacity === "1"`),
 	); err != nil {
 		t.Fatalf("prepare screenshot: %v", err)
 	}
