@@ -11,7 +11,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/posterctl
 
 run: build
-	./$(BIN) backend --port 3001 --db ./data/poster.db --name backend-1
+	./$(BIN) up
 
 # One -race build of the binary is shared by every package's integration tests.
 test:

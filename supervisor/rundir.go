@@ -37,9 +37,11 @@ func (e *AlreadyRunningError) Error() string {
 	return fmt.Sprintf("a cluster is already running (pid %d) — run posterctl down first", e.Pid)
 }
 
-// prepareRunDir creates dir with mode 0700, or tightens an existing one we
-// own: the socket inside accepts commands from whoever can reach it.
-func prepareRunDir(dir string) error {
+// PrepareRunDir creates dir with mode 0700. An existing dir must already be
+// ours and closed to others: the socket inside accepts commands from whoever
+// can reach it, and tightening a shared directory such as /tmp behind the
+// user's back would be worse than refusing.
+func PrepareRunDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
@@ -53,10 +55,8 @@ func prepareRunDir(dir string) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
 		return fmt.Errorf("run dir %s belongs to uid %d, not to us", dir, st.Uid)
 	}
-	if fi.Mode().Perm() != 0o700 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("run dir: %w", err)
-		}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("run dir %s has mode %#o: others could reach the control socket; use a directory with mode 0700", dir, perm)
 	}
 	return nil
 }

@@ -72,7 +72,8 @@ type Supervisor struct {
 	lock     *runLock
 	control  *controlServer
 	sp       *spawner
-	children []*child // in Specs order
+	mu       sync.Mutex // guards children, which Start fills while status may read
+	children []*child   // in Specs order
 	health   *http.Client
 
 	ctx    context.Context // ends at Close; stops the sampler
@@ -93,11 +94,17 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 	// Stages run in order of Stage; within a stage, in the order given.
 	cfg.Specs = slices.Clone(cfg.Specs)
 	slices.SortStableFunc(cfg.Specs, func(a, b Spec) int { return a.Stage - b.Stage })
+	self, err := Identify(context.Background(), os.Getpid())
+	if err != nil {
+		return nil, fmt.Errorf("identify self: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	killCtx, kill := context.WithCancel(context.Background())
 	return &Supervisor{
 		cfg:     cfg,
 		log:     log,
+		self:    self,
+		started: time.Now(),
 		health:  &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
 		ctx:     ctx,
 		cancel:  cancel,
@@ -112,15 +119,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 // one is ready. On error nothing is left running and Close still must be
 // called. Cancelling ctx aborts the start-up.
 func (s *Supervisor) Start(ctx context.Context) error {
-	s.started = time.Now()
-	self, err := Identify(ctx, os.Getpid())
-	if err != nil {
-		return fmt.Errorf("identify self: %w", err)
-	}
-	s.self = self
 	if err := s.claimRunDir(ctx); err != nil {
 		return err
 	}
+	var err error
 	var ports []int
 	for _, sp := range s.cfg.Specs {
 		if sp.Port > 0 {
@@ -132,10 +134,11 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		return fmt.Errorf("check ports: %w", err)
 	}
 	s.sp = newSpawner()
-	// Built before the socket opens, since status reads the list unlocked.
+	s.mu.Lock()
 	for _, sp := range s.cfg.Specs {
 		s.children = append(s.children, newChild(sp, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, s.log))
 	}
+	s.mu.Unlock()
 	sock := filepath.Join(s.cfg.RunDir, SocketName)
 	if s.control, err = openControl(sock, s); err != nil {
 		return err
@@ -161,7 +164,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 // claimRunDir takes the run dir's lock and clears a stale socket. A socket
 // that answers, or a lock held by someone else, means a live cluster.
 func (s *Supervisor) claimRunDir(ctx context.Context) error {
-	if err := prepareRunDir(s.cfg.RunDir); err != nil {
+	if err := PrepareRunDir(s.cfg.RunDir); err != nil {
 		return err
 	}
 	running := func() error {
@@ -199,10 +202,17 @@ func (s *Supervisor) claimRunDir(ctx context.Context) error {
 	return nil
 }
 
+func (s *Supervisor) childList() []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.children
+}
+
 func (s *Supervisor) stages() [][]*child {
 	var out [][]*child
-	for i, c := range s.children {
-		if i == 0 || c.spec.Stage != s.children[i-1].spec.Stage {
+	children := s.childList()
+	for i, c := range children {
+		if i == 0 || c.spec.Stage != children[i-1].spec.Stage {
 			out = append(out, nil)
 		}
 		out[len(out)-1] = append(out[len(out)-1], c)
@@ -262,7 +272,7 @@ func (s *Supervisor) sampleLoop() {
 		case <-s.ctx.Done():
 			return
 		case now := <-tick.C:
-			for _, c := range s.children {
+			for _, c := range s.childList() {
 				c.sampleUsage(s.ctx, now)
 			}
 		}
@@ -368,7 +378,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		st.Supervisor.Stopping = s.killCtx.Err() != nil
 	}
 	lbHealth, backends := s.fetchHealth(ctx)
-	for _, c := range s.children {
+	for _, c := range s.childList() {
 		cs := c.status(now)
 		switch {
 		case cs.State != Running:

@@ -54,7 +54,7 @@ func newSup(t *testing.T, specs ...Spec) (*Supervisor, *lines) {
 	out := &lines{}
 	s, err := New(Config{
 		Specs:        specs,
-		RunDir:       t.TempDir(),
+		RunDir:       runDir(t),
 		Restart:      DefaultRestartPolicy(),
 		ReadyTimeout: 10 * time.Second,
 		Sink:         out,
@@ -65,6 +65,10 @@ func newSup(t *testing.T, specs ...Spec) (*Supervisor, *lines) {
 	t.Cleanup(s.Close)
 	return s, out
 }
+
+// runDir is a fresh run dir; t.TempDir itself has mode 0755, which a run
+// dir must not have.
+func runDir(t *testing.T) string { return filepath.Join(t.TempDir(), "run") }
 
 func start(t *testing.T, s *Supervisor) {
 	t.Helper()
@@ -213,7 +217,7 @@ func TestFatalAtStartup(t *testing.T) {
 	pol.MinBackoff, pol.MaxBackoff, pol.Limit = time.Millisecond, 4*time.Millisecond, 3
 	s, err := New(Config{
 		Specs:        []Spec{fake("b1", "exit1", clitest.FreePort(t), 0)},
-		RunDir:       t.TempDir(),
+		RunDir:       runDir(t),
 		Restart:      pol,
 		ReadyTimeout: 5 * time.Second,
 		Sink:         out,
@@ -326,7 +330,10 @@ func TestAlreadyRunning(t *testing.T) {
 }
 
 func TestStaleSocketIsReplaced(t *testing.T) {
-	dir := t.TempDir()
+	dir := runDir(t)
+	if err := PrepareRunDir(dir); err != nil {
+		t.Fatal(err)
+	}
 	sock := filepath.Join(dir, SocketName)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {

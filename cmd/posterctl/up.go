@@ -387,11 +387,11 @@ func detach(c *cli.Context, cfg *upConfig) error {
 			return cli.Exit("up: "+err.Error(), 2)
 		}
 	}
+	if err := supervisor.PrepareRunDir(cfg.RunDir); err != nil {
+		return cli.Exit("up: "+err.Error(), 1)
+	}
 	logDir := filepath.Join(cfg.RunDir, supervisor.LogsDir)
 	if err := os.MkdirAll(logDir, 0o700); err != nil {
-		return cli.Exit("up: run dir: "+err.Error(), 1)
-	}
-	if err := os.Chmod(cfg.RunDir, 0o700); err != nil {
 		return cli.Exit("up: run dir: "+err.Error(), 1)
 	}
 	logPath := filepath.Join(logDir, "supervisor.log")

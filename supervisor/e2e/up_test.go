@@ -422,6 +422,7 @@ func TestBadInput(t *testing.T) {
 		"UnknownConfig":    {[]string{"--config", writeFile(t, "nosuch: 1\n")}, `unknown setting "nosuch"`},
 		"MissingConfig":    {[]string{"--config", filepath.Join(file, "x.yaml")}, "config"},
 		"BadConfigType":    {[]string{"--config", writeFile(t, "backends: many\n")}, "backends"},
+		"RunDirOpen":       {[]string{"--run-dir", openDir(t)}, "mode 0755"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, mode := range [][]string{{"up"}, {"up", "-d"}} {
@@ -438,6 +439,19 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openDir is a directory others can read: not fit to hold the socket.
+func openDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func writeFile(t *testing.T, content string) string {
@@ -514,5 +528,25 @@ func TestDownByPidFile(t *testing.T) {
 	out, errOut, code = c.run(10*time.Second, "down", "--run-dir", c.runDir)
 	if code != 0 || !strings.Contains(out, "no cluster is running") {
 		t.Fatalf("down with a reused pid: exit %d %s%s", code, out, errOut)
+	}
+}
+
+// Ctrl+C while the backends are still failing to start: up gives up at once,
+// kills what it started and says so.
+func TestInterruptDuringStartup(t *testing.T) {
+	c := newCluster(t)
+	if err := os.MkdirAll(filepath.Join(c.dataDir, "poster.db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := clitest.StartCmd(t, c.cmd(append([]string{"up"}, c.flags()...)...))
+	waitOutput(t, p, startLimit, "restarting")
+	if err := p.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Wait(t, 10*time.Second); code != 130 || !strings.Contains(p.Output(), "interrupted during start-up") {
+		t.Fatalf("exit %d, want 130 and a message\n%s", code, p.Output())
+	}
+	if left := c.leftovers(); len(left) > 0 {
+		t.Fatalf("%d processes left after an interrupted start", len(left))
 	}
 }
