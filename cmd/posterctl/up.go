@@ -364,6 +364,9 @@ func readyReporter(detached bool) func(startReport) {
 		return func(startReport) {}
 	}
 	os.Unsetenv(readyFDEnv) // not for the children
+	// An inherited fd is not close-on-exec; without this every child would
+	// hold the pipe open too.
+	syscall.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "ready")
 	return func(r startReport) {
 		if f == nil {
