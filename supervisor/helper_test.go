@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +37,15 @@ func helper(mode string) int {
 	case "ignore-term":
 		signal.Ignore(syscall.SIGTERM)
 		return serveHealthz(port, false)
+	case "block":
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the test closes our stdin
+		return 0
+	case "spin":
+		for {
+			if _, err := os.Stdin.Stat(); err != nil {
+				return 1
+			}
+		}
 	case "exit1":
 		fmt.Println("opening store: unable to open database file")
 		return 1

@@ -112,13 +112,18 @@ func (s *usageSampler) sample(ctx context.Context, now time.Time) (usage, error)
 	if err != nil {
 		return usage{}, fmt.Errorf("memory: %w", err)
 	}
-	u := usage{RSS: mem.RSS}
 	total := times.User + times.System
-	if !s.at.IsZero() {
-		if wall := now.Sub(s.at).Seconds(); wall > 0 {
-			u.CPUPercent = max(0, (total-s.cpuSecs)/wall*100)
-		}
-	}
+	u := usage{RSS: mem.RSS, CPUPercent: cpuPercent(s.cpuSecs, s.at, total, now)}
 	s.cpuSecs, s.at = total, now
 	return u, nil
+}
+
+// cpuPercent is the CPU used between two samples as a share of the wall
+// time between them (100 = one core busy); 0 without a previous sample.
+func cpuPercent(prevSecs float64, prevAt time.Time, secs float64, at time.Time) float64 {
+	wall := at.Sub(prevAt).Seconds()
+	if prevAt.IsZero() || wall <= 0 {
+		return 0
+	}
+	return max(0, (secs-prevSecs)/wall*100)
 }
