@@ -278,7 +278,9 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	// Signals are ours from here on: the children sit in their own process
 	// groups, so a terminal's Ctrl+C reaches only this process.
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP too: a closed terminal should stop the cluster in order, not
+	// leave it to the parent-death signal.
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
 	startCtx, cancelStart := context.WithCancel(c.Context)
