@@ -28,7 +28,12 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(helperEnv); addr != "" {
 		os.Exit(runHelperBackend(addr))
 	}
-	goleak.VerifyTestMain(m)
+	// Two goroutines are fasthttp's, not ours: its worker-pool janitor sleeps
+	// out its interval (10 s) after the server stops, then returns; and its
+	// process-wide Date refresher, started once on first use, never ends.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 }
 
 // logBuffer collects log lines from concurrent writers.

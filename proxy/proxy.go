@@ -2,59 +2,38 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"log"
-	"net"
-	"net/http"
-	"net/http/httptrace"
-	"net/http/httputil"
 	"strconv"
-	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
-// Proxy is the load balancer's HTTP handler. httputil.ReverseProxy does the
-// forwarding (header rules, upgrades, flushing); its Transport is retryTransport,
-// which picks the backend for each attempt, so a retry never re-enters the
-// handler and never loses the per-request set of backends already tried.
+// Proxy is the load balancer's request handler. It runs on fasthttp: measured
+// side by side on this 2-core machine, a tuned net/http ReverseProxy cost 47 to
+// 55 µs of CPU per proxied request and fasthttp 19 µs, which is the
+// difference between 0.3 and 0.6 of direct throughput. The behaviours that
+// ReverseProxy gave for free (hop-by-hop removal, X-Forwarded-*, upgrades,
+// flushing streams) are done here and covered by the tests.
 type Proxy struct {
 	cfg      *Config
 	pool     []*Backend
+	ups      []*upstream // by backend index
 	selector Selector
-	rp       *httputil.ReverseProxy
-	upstream *http.Transport
 	metrics  *metrics
 	log      zerolog.Logger
 	onChange func(*Backend, Transition, error, string)
 
 	idPrefix string
 	idSeq    atomic.Uint64
-}
-
-type stateKey struct{}
-
-// reqState follows one client request through its attempts.
-type reqState struct {
-	start    time.Time
-	id       string
-	backend  *Backend // of the last attempt, for the access line
-	holding  *Backend // whose in-flight count this request holds
-	attempts int
-	status   int
-	errMsg   string
-
-	body   bodyKind
-	buf    []byte
-	stream *onceBody
-	hasKey bool
 }
 
 // NewProxy builds the handler. cfg must have defaults set.
@@ -69,36 +48,19 @@ func NewProxy(cfg *Config, pool []*Backend, m *metrics, logger zerolog.Logger, o
 		log:      logger,
 		onChange: onChange,
 		idPrefix: hex.EncodeToString(seed[:]) + "-",
-		upstream: &http.Transport{
-			Proxy: nil, // never route backend traffic through an environment proxy
-			DialContext: (&net.Dialer{
-				Timeout:   cfg.DialTimeout,
-				KeepAlive: 30 * time.Second,
-			}).DialContext,
-			MaxIdleConns:          0, // no global cap; the per-host cap below rules
-			MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
-			IdleConnTimeout:       cfg.IdleConnTimeout,
-			ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-			ExpectContinueTimeout: time.Second,
-			// The client decides the encoding; the proxy must not add gzip
-			// and silently decompress.
-			DisableCompression: true,
-		},
 	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      retryTransport{p},
-		FlushInterval:  -1, // stream as it comes: server-sent events, long polls
-		BufferPool:     newBufferPool(256, 32<<10),
-		ErrorLog:       newStdLogger(logger),
-		ErrorHandler:   p.errorHandler,
-		ModifyResponse: p.modifyResponse,
+	for _, b := range pool {
+		p.ups = append(p.ups, newUpstream(b.addr, cfg))
 	}
 	return p
 }
 
 // Close drops idle backend connections.
-func (p *Proxy) Close() { p.upstream.CloseIdleConnections() }
+func (p *Proxy) Close() {
+	for _, u := range p.ups {
+		u.close()
+	}
+}
 
 func (p *Proxy) newID() string {
 	var b [32]byte
@@ -107,183 +69,65 @@ func (p *Proxy) newID() string {
 	return string(out)
 }
 
-// ServeHTTP implements http.Handler.
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{start: time.Now()}
+// exchange follows one client request through its attempts and, as the
+// response body the server writes, to the end of the response: its
+// CloseWithError tells whether the client received it.
+type exchange struct {
+	p        *Proxy
+	ctx      *fasthttp.RequestCtx
+	start    time.Time
+	id       string
+	backend  *Backend // of the last attempt, for the access line
+	holding  *Backend // whose in-flight count this request holds
+	attempts int
+	status   int
+	errMsg   string
+	finished bool
+
+	body   []byte // a buffered response body
+	off    int
+	stream *upstreamBody // or a streamed one
+}
+
+// Handle is the fasthttp request handler.
+func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
+	x := &exchange{p: p, ctx: ctx, start: time.Now()}
 	p.metrics.inFlight.Inc()
-	defer func() {
-		// Runs also when ReverseProxy aborts the response with a panic.
-		if st.holding != nil {
-			st.holding.inFlight.Add(-1)
-		}
-		p.metrics.inFlight.Dec()
-		p.finish(r, st)
-	}()
-
-	st.id = r.Header.Get("X-Request-Id")
-	if st.id == "" {
-		st.id = p.newID()
-		r.Header.Set("X-Request-Id", st.id)
+	h := &ctx.Request.Header
+	if id := h.Peek("X-Request-Id"); len(id) > 0 {
+		x.id = string(id)
+	} else {
+		x.id = p.newID()
 	}
-	st.hasKey = r.Header.Get("Idempotency-Key") != ""
-
-	kind, buf, stream, err := prepareBody(r, p.cfg.MaxReplayBody)
-	if err != nil {
-		if r.Context().Err() != nil {
-			st.status, st.errMsg = 499, "client went away"
-			return
-		}
-		p.writeError(w, st, http.StatusBadRequest, "could not read request body")
+	if h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0 {
+		p.upgrade(x)
 		return
 	}
-	st.body, st.buf, st.stream = kind, buf, stream
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	p.forward(x)
 }
 
-// finish writes the access line and the request metrics.
-func (p *Proxy) finish(r *http.Request, st *reqState) {
-	d := time.Since(st.start)
-	addr := "none"
-	if st.backend != nil {
-		addr = st.backend.addr
-	}
-	status := st.status
-	if status == 0 {
-		status = 502 // aborted mid-response by ReverseProxy
-	}
-	p.metrics.observe(addr, status, d)
-	ev := p.log.Info()
-	if st.errMsg != "" {
-		ev = ev.Str("error", st.errMsg)
-	}
-	ev.Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
-		Str("backend", addr).Int("attempts", st.attempts).Dur("duration", d).
-		Str("request_id", st.id).Str("remote", r.RemoteAddr).Msg("request")
-}
+func (p *Proxy) forward(x *exchange) {
+	ctx := x.ctx
+	in := &ctx.Request.Header
+	out := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(out)
+	in.CopyTo(&out.Header)
+	stripRequestHopByHop(&out.Header, false)
+	out.Header.Del("Expect") // the server has already answered 100-continue
+	out.Header.SetNoDefaultContentType(true)
+	var scratch [256]byte
+	setForwarded(&out.Header, in, ctx.RemoteAddr(), scratch[:0])
+	out.Header.Set("X-Request-Id", x.id)
+	noHost := len(out.Header.Host()) == 0
+	hasKey := len(in.Peek("Idempotency-Key")) > 0
+	head := in.IsHead()
 
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = "backend.invalid" // each attempt sets its backend
-	// Appended to, not replaced: earlier proxies' entries stay (SetXForwarded
-	// alone would start the list afresh).
-	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
-		pr.Out.Header["X-Forwarded-For"] = prior
-	}
-	pr.SetXForwarded()
-	pr.Out.Header["Forwarded"] = []string{forwarded(pr.In)}
-}
-
-// forwarded returns the RFC 7239 Forwarded value for r, appended to what
-// earlier proxies sent.
-func forwarded(r *http.Request) string {
-	var sb strings.Builder
-	for _, v := range r.Header["Forwarded"] {
-		sb.WriteString(v)
-		sb.WriteString(", ")
-	}
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	kind, reqBody, stream, err := readRequestBody(ctx, p.cfg.MaxReplayBody)
 	if err != nil {
-		ip = r.RemoteAddr
+		p.fail(x, fasthttp.StatusBadRequest, "could not read the request body", err)
+		return
 	}
-	sb.WriteString("for=")
-	if strings.Contains(ip, ":") {
-		// IPv6 nodes are bracketed, and the brackets need a quoted-string.
-		sb.WriteString(`"[` + ip + `]"`)
-	} else {
-		sb.WriteString(ip)
-	}
-	if r.Host != "" {
-		sb.WriteString(";host=")
-		sb.WriteString(strconv.Quote(r.Host))
-	}
-	sb.WriteString(";proto=http")
-	return sb.String()
-}
 
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	st, _ := resp.Request.Context().Value(stateKey{}).(*reqState)
-	if st != nil {
-		st.status = resp.StatusCode
-		// Set, not added, in case the backend echoes the id itself.
-		resp.Header["X-Request-Id"] = []string{st.id}
-	}
-	return nil
-}
-
-// proxyError is the final outcome of a request no backend answered.
-type proxyError struct {
-	status int
-	msg    string
-	cause  error
-}
-
-func (e *proxyError) Error() string { return e.msg }
-func (e *proxyError) Unwrap() error { return e.cause }
-
-var errClientGone = errors.New("client went away")
-
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*reqState)
-	if st == nil {
-		st = &reqState{}
-	}
-	var pe *proxyError
-	switch {
-	case errors.As(err, &pe):
-		st.errMsg = pe.msg
-		if pe.cause != nil {
-			st.errMsg = pe.msg + ": " + pe.cause.Error()
-		}
-		p.writeError(w, st, pe.status, pe.msg)
-	case errors.Is(err, errClientGone) || r.Context().Err() != nil:
-		st.status, st.errMsg = 499, "client went away"
-	default:
-		st.errMsg = err.Error()
-		p.writeError(w, st, http.StatusBadGateway, "bad gateway")
-	}
-}
-
-type errorBody struct {
-	Error     string `json:"error"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
-func (p *Proxy) writeError(w http.ResponseWriter, st *reqState, status int, msg string) {
-	st.status = status
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Request-Id", st.id)
-	if status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.Itoa(int((p.cfg.RetryAfter+time.Second-1)/time.Second)))
-	}
-	body, _ := json.Marshal(errorBody{Error: msg, RequestID: st.id})
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-}
-
-// retryTransport runs the attempts of one request: each goes to a backend not
-// tried yet, and a failed one is retried only when retryable allows it.
-type retryTransport struct{ p *Proxy }
-
-// attempt records what the transport did with one try, through httptrace.
-type attempt struct {
-	wrote atomic.Bool
-	trace httptrace.ClientTrace
-}
-
-func newAttempt() *attempt {
-	a := &attempt{}
-	a.trace.WroteHeaders = func() { a.wrote.Store(true) }
-	return a
-}
-
-func (t retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
-	p := t.p
-	st, _ := out.Context().Value(stateKey{}).(*reqState)
-	if st == nil {
-		return nil, errors.New("proxy: request without state")
-	}
 	var tried Tried
 	reached := false
 	var lastErr error
@@ -293,53 +137,52 @@ func (t retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			break
 		}
 		tried = tried.With(b)
-		st.attempts++
-		if st.attempts > 1 {
+		x.attempts++
+		if x.attempts > 1 {
 			p.metrics.retries.Inc()
 		}
-		st.backend = b
+		x.backend = b
 		b.requests.Add(1)
-
-		a := newAttempt()
-		req := out.WithContext(httptrace.WithClientTrace(out.Context(), &a.trace))
-		u := *out.URL
-		u.Host = b.addr
-		req.URL = &u
-		switch st.body {
+		if noHost {
+			out.Header.SetHost(b.addr)
+		}
+		switch kind {
 		case bodyBuffered:
-			buf := st.buf
-			req.Body = io.NopCloser(bytes.NewReader(buf))
-			req.ContentLength = int64(len(buf))
-			req.TransferEncoding = nil
-			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+			out.SetBodyRaw(reqBody)
 		case bodyStreamed:
-			req.Body = st.stream
+			out.SetBodyStream(stream, max(in.ContentLength(), -1))
 		}
 
 		b.inFlight.Add(1)
-		resp, err := p.upstream.RoundTrip(req)
+		body, ustream, sent, err := p.ups[b.index].roundTrip(out, &ctx.Response, head)
 		if err == nil {
 			b.recordSuccess()
-			st.holding = b // released when ServeHTTP has copied the response
-			return resp, nil
+			x.holding = b
+			if clientGone(ctx) {
+				// Nobody to answer; the backend did its part.
+				if ustream != nil {
+					ustream.close()
+				}
+				x.status, x.errMsg = 499, "client went away"
+				ctx.Response.Reset()
+				ctx.SetConnectionClose()
+				x.finish()
+				return
+			}
+			p.respond(x, body, ustream)
+			return
 		}
 		b.inFlight.Add(-1)
+		ctx.Response.Reset()
 		lastErr = err
-
-		f := classify(out.Context(), err, a.wrote.Load())
-		if f.clientGone {
-			return nil, errClientGone // not the backend's failure
-		}
+		f := classify(err, sent)
 		if f.sent {
 			reached = true
 		}
 		b.recordFailure(err)
 		// A refused or broken connection ejects at once: when a backend dies,
-		// the first failure stops other requests from picking its pooled
-		// connections, which are dead too. (A healthy backend closing one
-		// idle connection just as it is reused costs it two probes, 500 ms;
-		// IdleConnTimeout below the backend's keeps that rare.) A slow answer
-		// is for the active checks to judge.
+		// the first failure keeps other requests off it. A slow answer is for
+		// the active checks to judge.
 		if !f.timeout {
 			if tr := b.Eject(err); tr != NoChange {
 				p.metrics.ejections.WithLabelValues(b.addr).Inc()
@@ -347,27 +190,228 @@ func (t retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			}
 		}
 		if f.timeout {
-			return nil, &proxyError{status: http.StatusGatewayTimeout, msg: "backend sent no response in time", cause: err}
+			p.fail(x, fasthttp.StatusGatewayTimeout, "backend sent no response in time", err)
+			return
 		}
-		touched := st.stream != nil && st.stream.touched.Load()
-		if !retryable(out.Method, f.sent, st.hasKey, st.body, touched) {
-			return nil, &proxyError{status: http.StatusBadGateway, msg: "backend failed after the request was sent; not retried because it may have been processed", cause: err}
+		touched := stream != nil && stream.touched.Load()
+		if !retryable(string(in.Method()), f.sent, hasKey, kind, touched) {
+			p.fail(x, fasthttp.StatusBadGateway, "backend failed after the request was sent; not retried because it may have been processed", err)
+			return
 		}
 	}
 	if reached {
-		return nil, &proxyError{status: http.StatusBadGateway, msg: "every backend failed", cause: lastErr}
+		p.fail(x, fasthttp.StatusBadGateway, "every backend failed", lastErr)
+		return
 	}
-	return nil, &proxyError{status: http.StatusServiceUnavailable, msg: "no backend available", cause: lastErr}
+	p.fail(x, fasthttp.StatusServiceUnavailable, "no backend available", lastErr)
 }
 
-// newStdLogger lets net/http's own messages go through zerolog.
-func newStdLogger(l zerolog.Logger) *log.Logger {
-	return log.New(zerologWriter{l}, "", 0)
+// respond hands the backend's response to the server. The exchange itself is
+// the body stream, so its CloseWithError learns how the write to the client
+// ended and writes the access line then.
+func (p *Proxy) respond(x *exchange, body []byte, stream *upstreamBody) {
+	resp := &x.ctx.Response
+	stripResponseHopByHop(&resp.Header)
+	resp.Header.Set("X-Request-Id", x.id)
+	x.status = resp.StatusCode()
+	switch {
+	case stream != nil:
+		x.stream = stream
+		n := resp.Header.ContentLength()
+		if n < 0 {
+			n = -1 // chunked to the client, flushed chunk by chunk
+		}
+		resp.SetBodyStream(streamedBody{x}, n)
+	case body != nil:
+		x.body = body
+		resp.SetBodyStream(bufferedBody{x}, len(body))
+	default: // HEAD, 204, 304: headers only, Content-Length as the backend sent it
+		resp.SkipBody = true
+		x.finish()
+	}
 }
 
-type zerologWriter struct{ log zerolog.Logger }
+// streamedBody and bufferedBody are what the server reads the response body
+// from. Only the buffered one offers WriteTo: for a stream, the server's
+// chunk-by-chunk copy is what flushes each piece as it arrives.
+type streamedBody struct{ x *exchange }
 
-func (z zerologWriter) Write(b []byte) (int, error) {
-	z.log.Warn().Msg(strings.TrimSpace(string(b)))
-	return len(b), nil
+func (b streamedBody) Read(p []byte) (int, error)     { return b.x.stream.Read(p) }
+func (b streamedBody) CloseWithError(err error) error { return b.x.closeWithError(err) }
+
+type bufferedBody struct{ x *exchange }
+
+func (b bufferedBody) Read(p []byte) (int, error) {
+	x := b.x
+	if x.off >= len(x.body) {
+		return 0, io.EOF
+	}
+	n := copy(p, x.body[x.off:])
+	x.off += n
+	return n, nil
+}
+
+// WriteTo copies the body in one write.
+func (b bufferedBody) WriteTo(w io.Writer) (int64, error) {
+	x := b.x
+	n, err := w.Write(x.body[x.off:])
+	x.off += n
+	return int64(n), err
+}
+
+func (b bufferedBody) CloseWithError(err error) error { return b.x.closeWithError(err) }
+
+// closeWithError is called by the server once the response is written, with
+// the write error if the client went away.
+func (x *exchange) closeWithError(err error) error {
+	if x.stream != nil {
+		x.stream.close()
+	}
+	if err != nil {
+		x.errMsg = "client went away: " + err.Error()
+		x.status = 499
+	}
+	x.finish()
+	return nil
+}
+
+// finish releases the request's hold on its backend, counts it and writes
+// its access line, once.
+func (x *exchange) finish() {
+	if x.finished {
+		return
+	}
+	x.finished = true
+	p := x.p
+	if x.holding != nil {
+		x.holding.inFlight.Add(-1)
+	}
+	p.metrics.inFlight.Dec()
+	d := time.Since(x.start)
+	addr := "none"
+	if x.backend != nil {
+		addr = x.backend.addr
+	}
+	p.metrics.observe(addr, x.status, d)
+	ev := p.log.Info()
+	if x.errMsg != "" {
+		ev = ev.Str("error", x.errMsg)
+	}
+	ctx := x.ctx
+	ev.Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", x.status).
+		Str("backend", addr).Int("attempts", x.attempts).Dur("duration", d).
+		Str("request_id", x.id).Str("remote", ctx.RemoteAddr().String()).Msg("request")
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// fail answers with the proxy's own JSON error.
+func (p *Proxy) fail(x *exchange, status int, msg string, cause error) {
+	x.errMsg = msg
+	if cause != nil {
+		x.errMsg = msg + ": " + cause.Error()
+	}
+	x.status = status
+	resp := &x.ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("application/json")
+	resp.Header.Set("Cache-Control", "no-store")
+	resp.Header.Set("X-Request-Id", x.id)
+	if status == fasthttp.StatusServiceUnavailable {
+		resp.Header.Set("Retry-After", strconv.Itoa(int((p.cfg.RetryAfter+time.Second-1)/time.Second)))
+	}
+	body, _ := json.Marshal(errorBody{Error: msg, RequestID: x.id})
+	resp.SetBodyRaw(append(body, '\n'))
+	x.finish()
+}
+
+// failure is a classified upstream error.
+type failure struct {
+	sent    bool // request bytes reached the backend's socket
+	dial    bool // no connection could be made
+	timeout bool // no response header in time
+}
+
+func classify(err error, sent bool) failure {
+	var de *errDial
+	switch {
+	case errors.As(err, &de):
+		return failure{dial: true}
+	case errors.Is(err, errHeaderTimeout):
+		return failure{sent: sent, timeout: true}
+	}
+	return failure{sent: sent}
+}
+
+// fasthttpLogger sends fasthttp's own messages through zerolog.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn().Msg(fmt.Sprintf(format, args...))
+}
+
+// readRequestBody keeps a body of up to max bytes in memory, so every attempt
+// can send it again; a larger one, or a chunked one that turns out larger,
+// is passed on as a stream that remembers whether anyone has read from it.
+func readRequestBody(ctx *fasthttp.RequestCtx, max int64) (bodyKind, []byte, *onceBody, error) {
+	r := &ctx.Request
+	n := int64(r.Header.ContentLength())
+	if !r.IsBodyStream() {
+		if b := r.Body(); len(b) > 0 {
+			return bodyBuffered, b, nil, nil
+		}
+		return bodyNone, nil, nil, nil
+	}
+	if n == 0 {
+		return bodyNone, nil, nil, nil
+	}
+	s := ctx.RequestBodyStream()
+	if n > max {
+		// The read timeout guards the header; a large upload may take longer.
+		_ = ctx.Conn().SetReadDeadline(time.Time{})
+		return bodyStreamed, nil, &onceBody{r: s}, nil
+	}
+	if n > 0 {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+		}
+		return bodyBuffered, buf, nil, nil
+	}
+	// Chunked: keep what fits, stream the rest.
+	buf, err := io.ReadAll(io.LimitReader(s, max+1))
+	if err != nil {
+		return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+	}
+	if int64(len(buf)) <= max {
+		return bodyBuffered, buf, nil, nil
+	}
+	_ = ctx.Conn().SetReadDeadline(time.Time{})
+	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s)}, nil
+}
+
+// clientGone peeks, without blocking or consuming, at the client's
+// connection: an end of stream there means the client left while its
+// request was at the backend.
+func clientGone(ctx *fasthttp.RequestCtx) bool {
+	sc, ok := ctx.Conn().(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = raw.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		gone = n == 0 && err == nil
+		return true
+	})
+	return gone
 }

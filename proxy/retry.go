@@ -1,12 +1,7 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
 )
@@ -61,34 +56,6 @@ func retryable(method string, sent, idempotencyKey bool, body bodyKind, streamTo
 	return idempotent(method) || idempotencyKey
 }
 
-// prepareBody reads a body of up to max bytes into memory so every attempt
-// can send it again; a larger one is passed on as a stream that remembers
-// whether anyone has read from it.
-func prepareBody(r *http.Request, max int64) (kind bodyKind, buf []byte, stream *onceBody, err error) {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return bodyNone, nil, nil, nil
-	}
-	if r.ContentLength > max {
-		return bodyStreamed, nil, &onceBody{r: r.Body}, nil
-	}
-	if r.ContentLength > 0 {
-		buf = make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, buf); err != nil {
-			return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
-		}
-		return bodyBuffered, buf, nil, nil
-	}
-	// Unknown length (chunked): keep what fits, stream the rest.
-	buf, err = io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
-	}
-	if int64(len(buf)) <= max {
-		return bodyBuffered, buf, nil, nil
-	}
-	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), r.Body)}, nil
-}
-
 // onceBody is a streamed request body. The transport closes a body when an
 // attempt fails; ignoring Close keeps an unread stream usable for the next
 // backend, and touched tells whether that is still allowed.
@@ -103,30 +70,3 @@ func (o *onceBody) Read(p []byte) (int, error) {
 }
 
 func (o *onceBody) Close() error { return nil }
-
-// failure is a classified transport error.
-type failure struct {
-	sent       bool // request bytes reached a backend connection
-	dial       bool // no connection could be made
-	timeout    bool // no response header in time
-	clientGone bool
-}
-
-func classify(ctx context.Context, err error, sent bool) failure {
-	f := failure{sent: sent}
-	if ctx.Err() != nil {
-		f.clientGone = true
-		return f
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		f.dial = true
-		f.sent = false
-		return f
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		f.timeout = true
-	}
-	return f
-}

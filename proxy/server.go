@@ -5,14 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
+
+// zerologWriter lets net/http's own messages go through zerolog.
+type zerologWriter struct{ log zerolog.Logger }
+
+func (z zerologWriter) Write(b []byte) (int, error) {
+	z.log.Warn().Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // Server is a running load balancer: the proxy port, the health port and the
 // health checker. Open listens on both ports before returning, so a port in
@@ -26,11 +37,12 @@ type Server struct {
 	proxy   *Proxy
 	checker *HealthChecker
 
-	srv, healthSrv *http.Server
-	ln, healthLn   net.Listener
-	wg             sync.WaitGroup
-	closeOnce      sync.Once
-	closeErr       error
+	srv          *fasthttp.Server
+	healthSrv    *http.Server
+	ln, healthLn net.Listener
+	wg           sync.WaitGroup
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // NewServer validates cfg (after filling defaults) and builds a server that
@@ -50,12 +62,27 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.proxy = NewProxy(&s.cfg, s.pool, s.metrics, logger, onChange)
 	s.checker = NewHealthChecker(&s.cfg, s.pool, probe, onChange)
 
-	s.srv = &http.Server{
-		Handler:           s.proxy,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.ClientIdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          newStdLogger(logger),
+	s.srv = &fasthttp.Server{
+		Handler: s.proxy.Handle,
+		// The request header must fit in the read buffer: that is the limit
+		// (431 beyond it).
+		ReadBufferSize:  cfg.MaxHeaderBytes,
+		WriteBufferSize: 8 << 10,
+		// fasthttp times the whole request read; the handler lifts the
+		// deadline for bodies large enough to stream.
+		ReadTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout: cfg.ClientIdleTimeout,
+		// Bodies up to the replay limit are read whole (and can be sent
+		// again); larger ones stream through.
+		MaxRequestBodySize:           int(cfg.MaxReplayBody),
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		// Pass the backend's own headers, add none.
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{logger},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.serveHealth)
@@ -65,7 +92,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.ClientIdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          newStdLogger(logger),
+		ErrorLog:          log.New(zerologWriter{logger}, "", 0),
 	}
 	return s, nil
 }
@@ -95,8 +122,19 @@ func (s *Server) Open() error {
 	}
 	s.ln, s.healthLn = ln, hln
 	s.checker.Start()
-	s.serve(s.srv, ln)
-	s.serve(s.healthSrv, hln)
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil {
+			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.healthSrv.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Str("addr", hln.Addr().String()).Msg("serve health")
+		}
+	}()
 	return nil
 }
 
@@ -109,16 +147,6 @@ func listen(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
-}
-
-func (s *Server) serve(srv *http.Server, ln net.Listener) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
-		}
-	}()
 }
 
 // Addr is the proxy's listening address (useful with port 0).
@@ -140,16 +168,20 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for i, srv := range []*http.Server{s.srv, s.healthSrv} {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := srv.Shutdown(ctx); err != nil {
-					errs[i] = err
-					srv.Close() // deadline passed: drop what is left
-				}
-			}()
-		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			// Stops accepting, lets in-flight requests finish (their
+			// connections then close), and closes idle connections.
+			errs[0] = s.srv.ShutdownWithContext(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			if err := s.healthSrv.Shutdown(ctx); err != nil {
+				errs[1] = err
+				s.healthSrv.Close() // deadline passed: drop what is left
+			}
+		}()
 		wg.Wait()
 		s.wg.Wait()
 		s.checker.Close()

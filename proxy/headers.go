@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"bytes"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hopByHop lists the headers that concern one connection only (RFC 9110
+// 7.6.1) and never cross the proxy; returned by value, so nobody can change it.
+func hopByHop() [9]string {
+	return [...]string{
+		"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	}
+}
+
+// connectionTokens returns the header names listed in Connection headers,
+// which are hop-by-hop too: a client may name any header there.
+func connectionTokens(values [][]byte, dst [][]byte) [][]byte {
+	for _, v := range values {
+		for len(v) > 0 {
+			var tok []byte
+			if i := bytes.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				tok, v = v, nil
+			}
+			tok = bytes.TrimSpace(tok)
+			if len(tok) > 0 {
+				dst = append(dst, tok)
+			}
+		}
+	}
+	return dst
+}
+
+// stripRequestHopByHop removes hop-by-hop headers from an outgoing request;
+// keepUpgrade keeps Connection: Upgrade and Upgrade for a protocol switch.
+func stripRequestHopByHop(h *fasthttp.RequestHeader, keepUpgrade bool) {
+	var named [8][]byte
+	for _, tok := range connectionTokens(h.PeekAll("Connection"), named[:0]) {
+		if keepUpgrade && bytes.EqualFold(tok, []byte("Upgrade")) {
+			continue
+		}
+		h.DelBytes(tok)
+	}
+	for _, k := range hopByHop() {
+		if keepUpgrade && k == "Upgrade" {
+			continue
+		}
+		h.Del(k)
+	}
+	h.ResetConnectionClose()
+	if keepUpgrade {
+		h.Set("Connection", "Upgrade")
+	}
+}
+
+// stripResponseHopByHop does the same for a backend's response.
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	var named [8][]byte
+	for _, tok := range connectionTokens(h.PeekAll("Connection"), named[:0]) {
+		h.DelBytes(tok)
+	}
+	for _, k := range hopByHop() {
+		if k != "Transfer-Encoding" { // fasthttp keeps framing to itself
+			h.Del(k)
+		}
+	}
+}
+
+// setForwarded sets X-Forwarded-For (appended to the client's list),
+// X-Forwarded-Host, X-Forwarded-Proto and an RFC 7239 Forwarded element
+// (appended to earlier ones). buf is scratch space, returned for reuse.
+func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, buf []byte) []byte {
+	var ipBuf [64]byte
+	ip := ipBuf[:0]
+	v6 := false
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		a := ta.AddrPort().Addr().Unmap()
+		ip = a.AppendTo(ip)
+		v6 = a.Is6()
+	}
+	host := in.Host()
+
+	buf = buf[:0]
+	for i, v := range in.PeekAll("X-Forwarded-For") {
+		if i > 0 {
+			buf = append(buf, ", "...)
+		}
+		buf = append(buf, v...)
+	}
+	if len(buf) > 0 {
+		buf = append(buf, ", "...)
+	}
+	buf = append(buf, ip...)
+	out.SetBytesV("X-Forwarded-For", buf)
+	out.SetBytesV("X-Forwarded-Host", host)
+	out.Set("X-Forwarded-Proto", "http")
+
+	buf = buf[:0]
+	for _, v := range in.PeekAll("Forwarded") {
+		buf = append(buf, v...)
+		buf = append(buf, ", "...)
+	}
+	buf = append(buf, "for="...)
+	if v6 {
+		buf = append(buf, `"[`...)
+		buf = append(buf, ip...)
+		buf = append(buf, `]"`...)
+	} else {
+		buf = append(buf, ip...)
+	}
+	if len(host) > 0 {
+		buf = append(buf, ";host="...)
+		buf = appendQuoted(buf, host)
+	}
+	buf = append(buf, ";proto=http"...)
+	out.SetBytesV("Forwarded", buf)
+	return buf
+}
+
+// appendQuoted appends s as an RFC 7230 quoted-string.
+func appendQuoted(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	for _, c := range s {
+		if c == '"' || c == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, '"')
+}

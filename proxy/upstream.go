@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httputil"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// upstream is the connection pool to one backend, and the one place where a
+// request meets the wire. It is ours rather than fasthttp.HostClient because
+// the retry rule needs to know whether any byte of this attempt was written,
+// and a pooled connection must be checked for a close by the backend before
+// it is reused (HostClient offers neither).
+type upstream struct {
+	addr        string
+	dialer      net.Dialer
+	idleTimeout time.Duration
+	headerWait  time.Duration
+	maxIdle     int
+	// Responses up to this size are read whole, so the connection goes back
+	// to the pool at once; larger or chunked ones stream to the client.
+	maxBuffered int
+
+	mu     sync.Mutex
+	idle   []*upConn // a stack: the most recently used is warmest
+	closed bool
+}
+
+type upConn struct {
+	conn     net.Conn
+	raw      syscall.RawConn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	written  int64 // bytes written since the attempt began
+	idleFrom time.Time
+}
+
+// Write counts what reaches the socket, which is what "sent" means.
+func (c *upConn) Write(p []byte) (int, error) {
+	n, err := c.conn.Write(p)
+	c.written += int64(n)
+	return n, err
+}
+
+func (c *upConn) Read(p []byte) (int, error) { return c.conn.Read(p) }
+
+// errDial marks a failure to connect: nothing was sent.
+type errDial struct{ err error }
+
+func (e *errDial) Error() string { return "connect: " + e.err.Error() }
+func (e *errDial) Unwrap() error { return e.err }
+
+// errHeaderTimeout is a backend that accepted the request but sent no
+// response header in time.
+var errHeaderTimeout = errors.New("no response header in time")
+
+func newUpstream(addr string, cfg *Config) *upstream {
+	return &upstream{
+		addr:        addr,
+		dialer:      net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		idleTimeout: cfg.IdleConnTimeout,
+		headerWait:  cfg.ResponseHeaderTimeout,
+		maxIdle:     cfg.MaxIdleConnsPerHost,
+		maxBuffered: int(cfg.MaxReplayBody),
+	}
+}
+
+// get returns a live pooled connection or dials a new one.
+func (u *upstream) get() (*upConn, error) {
+	now := time.Now()
+	for {
+		u.mu.Lock()
+		n := len(u.idle)
+		if n == 0 {
+			u.mu.Unlock()
+			break
+		}
+		c := u.idle[n-1]
+		u.idle[n-1] = nil
+		u.idle = u.idle[:n-1]
+		u.mu.Unlock()
+		if now.Sub(c.idleFrom) < u.idleTimeout && c.alive() {
+			return c, nil
+		}
+		c.conn.Close()
+	}
+	conn, err := u.dialer.Dial("tcp", u.addr)
+	if err != nil {
+		return nil, &errDial{err}
+	}
+	c := &upConn{conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
+	}
+	c.br = bufio.NewReaderSize(c, 8<<10)
+	c.bw = bufio.NewWriterSize(c, 8<<10)
+	return c, nil
+}
+
+// alive peeks at an idle connection without blocking: a backend that closed
+// it (idle timeout, or killed) has left an EOF there, and reusing it would
+// turn a request that was never processed into one that "was sent".
+func (c *upConn) alive() bool {
+	if c.br.Buffered() > 0 || c.raw == nil {
+		return false // bytes nobody asked for: the stream is out of step
+	}
+	var buf [1]byte
+	alive := false
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true // never wait for readiness
+	})
+	return err == nil && alive
+}
+
+func (u *upstream) put(c *upConn) {
+	c.idleFrom = time.Now()
+	u.mu.Lock()
+	if u.closed || len(u.idle) >= u.maxIdle {
+		u.mu.Unlock()
+		c.conn.Close()
+		return
+	}
+	u.idle = append(u.idle, c)
+	u.mu.Unlock()
+}
+
+// close drops idle connections and stops pooling new ones.
+func (u *upstream) close() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle, u.closed = nil, true
+	u.mu.Unlock()
+	for _, c := range idle {
+		c.conn.Close()
+	}
+}
+
+// roundTrip sends req and reads the response header into resp. sent reports
+// whether any request byte reached the socket. On success the body is either
+// read (and the connection pooled) or left to the returned stream, which
+// pools or closes the connection when it is closed.
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool) (body []byte, stream *upstreamBody, sent bool, err error) {
+	c, err := u.get()
+	if err != nil {
+		return nil, nil, false, err
+	}
+	c.written = 0
+	if err = req.Write(c.bw); err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.conn.Close()
+		return nil, nil, c.written > 0, fmt.Errorf("write request: %w", err)
+	}
+	if err := c.conn.SetReadDeadline(time.Now().Add(u.headerWait)); err != nil {
+		c.conn.Close()
+		return nil, nil, true, err
+	}
+	resp.SkipBody = head
+	if err := resp.Header.Read(c.br); err != nil {
+		c.conn.Close()
+		var ne net.Error
+		if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+			return nil, nil, true, errHeaderTimeout
+		}
+		return nil, nil, true, fmt.Errorf("read response: %w", err)
+	}
+	keep := !resp.Header.ConnectionClose()
+	// The client's connection is the server's business, not the backend's.
+	resp.Header.ResetConnectionClose()
+	if st := resp.StatusCode(); head || st < 200 || st == 204 || st == 304 {
+		u.release(c, keep)
+		return nil, nil, true, nil
+	}
+	n := resp.Header.ContentLength()
+	if n >= 0 && n <= u.maxBuffered {
+		body = make([]byte, n)
+		if _, err := io.ReadFull(c.br, body); err != nil {
+			c.conn.Close()
+			return nil, nil, true, fmt.Errorf("read response body: %w", err)
+		}
+		u.release(c, keep)
+		return body, nil, true, nil
+	}
+	// Streamed: no deadline for the body, which may legitimately take long.
+	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
+		c.conn.Close()
+		return nil, nil, true, err
+	}
+	s := &upstreamBody{u: u, c: c, keep: keep}
+	switch {
+	case n >= 0:
+		s.r = io.LimitReader(c.br, int64(n))
+	case n == -1:
+		s.r, s.chunked = httputil.NewChunkedReader(c.br), true
+	default: // identity until close
+		s.r, s.keep = c.br, false
+	}
+	return nil, s, true, nil
+}
+
+func (u *upstream) release(c *upConn, keep bool) {
+	if keep {
+		u.put(c)
+	} else {
+		c.conn.Close()
+	}
+}
+
+// upstreamBody streams a response body from the backend; closing it returns
+// the connection to the pool if the body was read to its end.
+type upstreamBody struct {
+	u       *upstream
+	c       *upConn
+	r       io.Reader
+	chunked bool
+	keep    bool
+	done    bool
+	closed  bool
+}
+
+func (s *upstreamBody) Read(p []byte) (int, error) {
+	if s.done {
+		return 0, io.EOF
+	}
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		s.done = true
+		if s.chunked && !s.skipTrailers() {
+			s.keep = false
+		}
+	}
+	return n, err
+}
+
+// skipTrailers consumes the trailer section that ends a chunked body, so the
+// connection is positioned at the next response.
+func (s *upstreamBody) skipTrailers() bool {
+	for {
+		line, err := s.c.br.ReadSlice('\n')
+		if err != nil {
+			return false
+		}
+		if len(line) <= 2 { // "\r\n"
+			return true
+		}
+	}
+}
+
+func (s *upstreamBody) close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.done && s.keep {
+		s.u.put(s.c)
+	} else {
+		s.c.conn.Close()
+	}
+}
