@@ -250,8 +250,8 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 			return fail("up: "+err.Error(), 2)
 		}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return fail("up: data dir: "+err.Error(), 1)
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return fail("up: "+err.Error(), 1)
 	}
 
 	var sink supervisor.LineSink
@@ -321,6 +321,27 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		sup.Kill()
 		<-sup.Stopped()
 		return cli.Exit("interrupted twice: killed every child", 130)
+	}
+}
+
+// checkDataDir fails early, and without creating anything, for a data dir
+// the backends could never create (a path under a regular file, say); they
+// create it themselves once the cluster starts.
+func checkDataDir(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("data dir %s: %s is not a directory", dir, d)
+			}
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("data dir %s: %w", dir, err)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
 	}
 }
 

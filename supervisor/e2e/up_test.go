@@ -381,6 +381,9 @@ func TestPortTaken(t *testing.T) {
 	if left := c.leftovers(); len(left) > 0 {
 		t.Fatalf("%d processes left after the refused up", len(left))
 	}
+	if _, err := os.Stat(c.dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused up created the data dir: %v", err)
+	}
 	// The foreground up says the same.
 	out, errOut, code = c.run(10*time.Second, append([]string{"up"}, c.flags()...)...)
 	if code == 0 || !strings.Contains(out+errOut, fmt.Sprintf("port %d", c.basePort+1)) {
