@@ -114,6 +114,22 @@ func upFlags(cfg *upConfig) []cli.Flag {
 }
 
 func upCommand() *cli.Command {
+	return newUpCommand(func(c *cli.Context, cfg *upConfig) error {
+		log, err := newLogger(c)
+		if err != nil {
+			return cli.Exit(err.Error(), 2)
+		}
+		log = log.With().Str("component", "supervisor").Logger()
+		if cfg.Detach && !cfg.supervise {
+			return detach(c, cfg)
+		}
+		return runUp(c, cfg, log)
+	})
+}
+
+// newUpCommand parses and validates the flags (and --config) into an
+// upConfig and hands it to run; tests pass a stub.
+func newUpCommand(run func(*cli.Context, *upConfig) error) *cli.Command {
 	cfg := &upConfig{}
 	flags := upFlags(cfg)
 	return &cli.Command{
@@ -133,15 +149,7 @@ func upCommand() *cli.Command {
 			if err := cfg.Validate(); err != nil {
 				return cli.Exit("up: "+err.Error(), 2)
 			}
-			log, err := newLogger(c)
-			if err != nil {
-				return cli.Exit(err.Error(), 2)
-			}
-			log = log.With().Str("component", "supervisor").Logger()
-			if cfg.Detach && !cfg.supervise {
-				return detach(c, cfg)
-			}
-			return runUp(c, cfg, log)
+			return run(c, cfg)
 		},
 	}
 }

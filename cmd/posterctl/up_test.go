@@ -1,0 +1,138 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posterctl/posterctl/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+// parseUp runs the real up command line with a stub in place of the
+// supervisor and returns the resolved configuration.
+func parseUp(t *testing.T, args ...string) (*upConfig, error) {
+	t.Helper()
+	var got *upConfig
+	app := &cli.App{
+		Name:           "posterctl",
+		Commands:       []*cli.Command{newUpCommand(func(_ *cli.Context, cfg *upConfig) error { got = cfg; return nil })},
+		ExitErrHandler: func(*cli.Context, error) {},
+		Writer:         io.Discard,
+		ErrWriter:      io.Discard,
+	}
+	err := app.Run(append([]string{"posterctl", "up"}, args...))
+	if err == nil && got == nil {
+		t.Fatal("the command did not run")
+	}
+	return got, err
+}
+
+func TestUpConfig(t *testing.T) {
+	t.Setenv("POSTERCTL_RUN_DIR", "") // restored after the test
+	os.Unsetenv("POSTERCTL_RUN_DIR")
+	t.Run("Defaults", func(t *testing.T) {
+		cfg, err := parseUp(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := upConfig{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "./data",
+			RunDir: supervisor.DefaultRunDir(), Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second,
+			Restart: supervisor.DefaultRestartPolicy()}
+		if *cfg != want {
+			t.Fatalf("cfg = %+v\nwant  %+v", *cfg, want)
+		}
+	})
+	t.Run("ShippedFileHoldsTheDefaults", func(t *testing.T) {
+		path := filepath.Join("..", "..", "configs", "posterctl.yaml")
+		def, _ := parseUp(t)
+		cfg, err := parseUp(t, "--config", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Config = ""
+		if *cfg != *def {
+			t.Fatalf("configs/posterctl.yaml gives %+v\ndefaults are %+v", *cfg, *def)
+		}
+		text, _ := os.ReadFile(path)
+		for _, f := range upFlags(&upConfig{}) {
+			if n := f.Names()[0]; n != "config" && n != "supervise" && !strings.Contains(string(text), n+":") {
+				t.Errorf("configs/posterctl.yaml does not mention %q", n)
+			}
+		}
+	})
+	t.Run("FlagsOverrideFile", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "c.yaml")
+		os.WriteFile(file, []byte("backends: 3\nport: 5000\ngrace: 2s\nrestart-limit: 4\n"), 0o600)
+		cfg, err := parseUp(t, "--config", file, "--backends", "5")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Backends != 5 || cfg.Port != 5000 || cfg.Grace != 2*time.Second || cfg.Restart.Limit != 4 {
+			t.Fatalf("cfg = %+v", cfg)
+		}
+	})
+	t.Run("EnvRunDir", func(t *testing.T) {
+		t.Setenv("POSTERCTL_RUN_DIR", "/somewhere")
+		cfg, err := parseUp(t)
+		if err != nil || cfg.RunDir != "/somewhere" {
+			t.Fatalf("cfg %+v err %v", cfg, err)
+		}
+	})
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"Backends":      {[]string{"--backends", "0"}, "--backends"},
+		"PortRange":     {[]string{"--port", "70000"}, "--port"},
+		"SamePorts":     {[]string{"--port", "4000"}, "must differ"},
+		"Collide":       {[]string{"--health-port", "3002"}, "collides"},
+		"BasePortEnd":   {[]string{"--base-port", "65535", "--backends", "2"}, "65536"},
+		"Grace":         {[]string{"--grace", "-1s"}, "--grace"},
+		"ReadyTimeout":  {[]string{"--ready-timeout", "0s"}, "--ready-timeout"},
+		"Backoff":       {[]string{"--restart-backoff-max", "1ms"}, "restart"},
+		"Args":          {[]string{"extra"}, "unexpected arguments"},
+		"EmptyDataDir":  {[]string{"--data-dir", ""}, "--data-dir"},
+		"UnknownKey":    {[]string{"--config", writeConfig(t, "prot: 1\n")}, `unknown setting "prot"`},
+		"WrongType":     {[]string{"--config", writeConfig(t, "port: [1]\n")}, "port"},
+		"NotYAML":       {[]string{"--config", writeConfig(t, "port: : :\n")}, "config"},
+		"MissingConfig": {[]string{"--config", "/nonexistent/c.yaml"}, "no such file"},
+	} {
+		t.Run("Bad"+name, func(t *testing.T) {
+			_, err := parseUp(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one mentioning %q", err, tc.want)
+			}
+			if coder, ok := err.(cli.ExitCoder); !ok || coder.ExitCode() != 2 {
+				t.Fatalf("err %v is not a usage error (exit 2)", err)
+			}
+		})
+	}
+}
+
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckDataDir(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	if err := checkDataDir(filepath.Join(dir, "a", "b")); err != nil {
+		t.Fatalf("creatable dir refused: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Fatal("checkDataDir created something")
+	}
+	if err := checkDataDir(filepath.Join(file, "data")); err == nil || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("data dir under a file: %v", err)
+	}
+}
