@@ -420,3 +420,48 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A child that keeps crashing after start-up is given up; the rest of the
+// cluster keeps running.
+func TestFatalAfterReadyOthersKeepRunning(t *testing.T) {
+	pol := DefaultRestartPolicy()
+	pol.MinBackoff, pol.MaxBackoff, pol.Limit = time.Millisecond, time.Millisecond, 1
+	s, err := New(Config{
+		Specs:        []Spec{fake("b1", "serve", clitest.FreePort(t), 0), fake("b2", "serve", clitest.FreePort(t), 0)},
+		RunDir:       runDir(t),
+		Restart:      pol,
+		ReadyTimeout: 10 * time.Second,
+		Sink:         &lines{},
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start(t, s)
+	b2 := childStatus(t, s, "b2").Pid
+	for i := range 2 {
+		pid := childStatus(t, s, "b1").Pid
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		clitest.Eventually(t, 10*time.Second, func() error {
+			c := childStatus(t, s, "b1")
+			want := Running
+			if i == 1 {
+				want = Fatal
+			}
+			if c.State != want || (want == Running && c.Pid == pid) {
+				return fmt.Errorf("after kill %d: state %s pid %d, want %s", i+1, c.State, c.Pid, want)
+			}
+			return nil
+		})
+	}
+	if c := childStatus(t, s, "b2"); c.State != Running || c.Pid != b2 || !alive(b2) {
+		t.Fatalf("b2 after b1 went fatal: %+v", c)
+	}
+	select {
+	case <-s.Stopped():
+		t.Fatal("the supervisor stopped because one child went fatal")
+	default:
+	}
+}
