@@ -279,6 +279,13 @@ func (c *child) sampleUsage(ctx context.Context, now time.Time) {
 	c.usage = u
 }
 
+// unsampled reports a live process that has no usage sample yet.
+func (c *child) unsampled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.proc != nil && (c.state == Starting || c.state == Running) && c.sampler.at.IsZero()
+}
+
 // ChildStatus is one row of status.
 type ChildStatus struct {
 	Name       string     `json:"name"`

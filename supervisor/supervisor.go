@@ -379,6 +379,10 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	}
 	lbHealth, backends := s.fetchHealth(ctx)
 	for _, c := range s.childList() {
+		if c.unsampled() {
+			// Started since the sampler's last tick: RSS now, CPU % next tick.
+			c.sampleUsage(ctx, now)
+		}
 		cs := c.status(now)
 		switch {
 		case cs.State != Running:
