@@ -54,7 +54,9 @@ func createPost(ctx context.Context, tx *sql.Tx, p *app.Post, now time.Time) err
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`,
 		p.AuthorID, p.Content, millis(p.CreatedAt))
-	if err != nil {
+	if isForeignKey(err) {
+		return app.Errorf(app.ENOTFOUND, "author not found")
+	} else if err != nil {
 		return storeErr("create post", err)
 	}
 	if p.ID, err = res.LastInsertId(); err != nil {

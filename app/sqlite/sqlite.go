@@ -214,6 +214,12 @@ func storeErr(step string, err error) error {
 	return fmt.Errorf("%s: %w", step, err)
 }
 
+// isForeignKey reports a row that points at a missing one.
+func isForeignKey(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
 // isConstraint reports a UNIQUE or PRIMARY KEY violation.
 func isConstraint(err error) bool {
 	var se *sqlite.Error

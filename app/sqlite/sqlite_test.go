@@ -10,6 +10,7 @@ import (
 
 	"github.com/posterctl/posterctl/app"
 	"github.com/posterctl/posterctl/app/sqlite"
+	"github.com/posterctl/posterctl/app/storetest"
 	"go.uber.org/goleak"
 )
 
@@ -108,26 +109,21 @@ func TestDB_Open(t *testing.T) {
 	})
 }
 
-func TestDB_Ping(t *testing.T) {
-	db := MustOpenDB(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := db.Ping(ctx); err == nil {
-		t.Fatal("Ping with a cancelled context succeeded")
-	}
-}
-
-// fakeClock is a settable time source for DB.Now.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time      { return c.t }
-func (c *fakeClock) Add(d time.Duration) { c.t = c.t.Add(d) }
-func newClock() *fakeClock               { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-func mustCreateUser(tb testing.TB, db *sqlite.DB, name string) *app.User {
-	tb.Helper()
-	u := &app.User{Username: name}
-	if err := db.CreateUser(context.Background(), u, []byte("hash-of-"+name)); err != nil {
-		tb.Fatal(err)
-	}
-	return u
+// TestStore runs the conformance suite shared with app/postgres.
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) *storetest.Subject {
+		path := filepath.Join(t.TempDir(), "poster.db")
+		open := func(t *testing.T) app.Store {
+			db := MustOpenDBAt(t, path)
+			db.Now = now
+			return db
+		}
+		return &storetest.Subject{
+			Store:  open(t),
+			Reopen: open,
+			Count: func(t *testing.T, table string) int {
+				return rawQuery[int](t, path, `SELECT count(*) FROM `+table)
+			},
+		}
+	})
 }
