@@ -38,6 +38,9 @@ type Config struct {
 	MaxHeaderBytes    int           // 64 KiB
 
 	RetryAfter time.Duration // 1 s, sent with 503
+	// Answers slower than this are checked for a client that went away
+	// before they are written (faster ones: the write tells).
+	ClientGoneCheckAfter time.Duration // 50 ms
 }
 
 // SetDefaults fills every zero field with its default.
@@ -71,6 +74,7 @@ func (c *Config) SetDefaults() {
 	setDur(&c.ClientIdleTimeout, 120*time.Second)
 	setInt(&c.MaxHeaderBytes, 64<<10)
 	setDur(&c.RetryAfter, time.Second)
+	setDur(&c.ClientGoneCheckAfter, 50*time.Millisecond)
 }
 
 // Validate checks the configuration and returns the backends normalised to

@@ -158,7 +158,9 @@ func (p *Proxy) forward(x *exchange) {
 		if err == nil {
 			b.recordSuccess()
 			x.holding = b
-			if clientGone(ctx) {
+			// A client that left can only have done so while waiting; the
+			// check costs a system call, so only slow answers get it.
+			if time.Since(x.start) >= p.cfg.ClientGoneCheckAfter && clientGone(ctx) {
 				// Nobody to answer; the backend did its part.
 				if ustream != nil {
 					ustream.close()

@@ -389,6 +389,8 @@ func TestClientGoneIsNotABackendFailure(t *testing.T) {
 	be := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		arrived <- struct{}{}
 		<-release
+		// A slow answer: the proxy checks those for a departed client.
+		<-time.After(100 * time.Millisecond)
 		io.WriteString(w, "too late")
 	})
 	lb, logs := startLB(t, Config{HealthInterval: time.Hour}, hostport(be))

@@ -41,6 +41,7 @@ type upConn struct {
 	bw       *bufio.Writer
 	written  int64 // bytes written since the attempt began
 	idleFrom time.Time
+	deadline time.Time // the read deadline now set
 }
 
 // Write counts what reaches the socket, which is what "sent" means.
@@ -162,9 +163,14 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		c.conn.Close()
 		return nil, nil, c.written > 0, fmt.Errorf("write request: %w", err)
 	}
-	if err := c.conn.SetReadDeadline(time.Now().Add(u.headerWait)); err != nil {
-		c.conn.Close()
-		return nil, nil, true, err
+	// Moving a deadline costs a timer update; one set within the last
+	// second is as good, so the header wait is 29 to 30 s.
+	if now := time.Now(); c.deadline.Sub(now) < u.headerWait-time.Second {
+		c.deadline = now.Add(u.headerWait)
+		if err := c.conn.SetReadDeadline(c.deadline); err != nil {
+			c.conn.Close()
+			return nil, nil, true, err
+		}
 	}
 	resp.SkipBody = head
 	if err := resp.Header.Read(c.br); err != nil {
@@ -193,6 +199,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		return body, nil, true, nil
 	}
 	// Streamed: no deadline for the body, which may legitimately take long.
+	c.deadline = time.Time{}
 	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
 		c.conn.Close()
 		return nil, nil, true, err
