@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/posterctl/posterctl/app/sqlite"
+	"github.com/posterctl/posterctl/app/store"
 	"github.com/posterctl/posterctl/app/web"
 	"github.com/urfave/cli/v2"
 )
@@ -65,8 +65,8 @@ func (cfg *backendConfig) Validate() error {
 	if net.ParseIP(cfg.Host) == nil && cfg.Host != "localhost" {
 		return fmt.Errorf("invalid --host %q: want an IP address such as 127.0.0.1 or 0.0.0.0", cfg.Host)
 	}
-	if cfg.DB == "" {
-		return errors.New("invalid --db: the database path is empty")
+	if err := store.Check(cfg.DB); err != nil {
+		return fmt.Errorf("invalid --db: %w", err)
 	}
 	if !validName(cfg.Name) {
 		return fmt.Errorf("invalid --name %q: want 1 to 64 printable ASCII characters without spaces", cfg.Name)
@@ -95,12 +95,14 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 	cfg := &backendConfig{}
 	return &cli.Command{
 		Name:      "backend",
-		Usage:     "run one Poster app backend (HTTP API and web page) on a shared SQLite store",
+		Usage:     "run one Poster app backend (HTTP API and web page) on a shared SQLite or PostgreSQL store",
 		ArgsUsage: "[PORT]",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Value: 3001, Usage: "port to listen on (also accepted as the first argument)", Destination: &cfg.Port},
 			&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address to listen on", Destination: &cfg.Host},
-			&cli.StringFlag{Name: "db", Value: "./data/poster.db", Usage: "SQLite database file, shared by all backends (its directory is created)", Destination: &cfg.DB},
+			// The environment variable keeps a PostgreSQL password out of
+			// the process list, where every local user can read argv.
+			&cli.StringFlag{Name: "db", Value: "./data/poster.db", EnvVars: []string{"POSTERCTL_DB"}, Usage: "store shared by all backends: a SQLite file (its directory is created) or postgres://user:password@host:5432/db", Destination: &cfg.DB},
 			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
 		},
 		Action: func(c *cli.Context) error {
@@ -125,8 +127,8 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db := sqlite.NewDB(cfg.DB)
-	if err := db.Open(); err != nil {
+	db, err := store.Open(ctx, cfg.DB)
+	if err != nil {
 		return cli.Exit("backend: "+err.Error(), 1)
 	}
 	defer db.Close()
@@ -142,7 +144,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	log.Info().
 		Int("port", cfg.Port).
 		Int("pid", os.Getpid()).
-		Str("db", cfg.DB).
+		Str("db", store.Redact(cfg.DB)).
 		Str("url", srv.URL()).
 		Msg("backend listening")
 

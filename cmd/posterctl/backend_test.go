@@ -48,6 +48,33 @@ func TestBackendConfig(t *testing.T) {
 		}
 	})
 
+	t.Run("Postgres", func(t *testing.T) {
+		dsn := "postgresql://poster:pw@db.internal:5432/poster?sslmode=require"
+		cfg, err := parseBackend(t, "--db", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DB != dsn {
+			t.Fatalf("cfg = %+v", cfg)
+		}
+	})
+
+	t.Run("DBFromEnv", func(t *testing.T) {
+		// The supervisor passes a connection string this way, so that its
+		// password is not in any process's argv.
+		t.Setenv("POSTERCTL_DB", "postgres://u:pw@h/db")
+		cfg, err := parseBackend(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DB != "postgres://u:pw@h/db" {
+			t.Fatalf("cfg = %+v", cfg)
+		}
+		if cfg, err = parseBackend(t, "--db", "x.db"); err != nil || cfg.DB != "x.db" {
+			t.Fatalf("--db should win over POSTERCTL_DB: %+v %v", cfg, err)
+		}
+	})
+
 	t.Run("Named", func(t *testing.T) {
 		cfg, err := parseBackend(t, "--port", "3005", "--name", "backend-5", "--host", "0.0.0.0")
 		if err != nil {
@@ -70,6 +97,8 @@ func TestBackendConfig(t *testing.T) {
 		{[]string{"3001", "--db", "x"}, "put flags first"},
 		{[]string{"--host", "example.com"}, "invalid --host"},
 		{[]string{"--db", ""}, "invalid --db"},
+		{[]string{"--db", "mysql://u:p@h/db"}, `invalid --db: unsupported database URL scheme "mysql"`},
+		{[]string{"--db", "postgres://u:secret@h:port/db"}, "invalid --db: invalid connection string postgres://xxxxx@h:port/db"},
 		{[]string{"--name", "has space"}, "invalid --name"},
 		{[]string{"--name", strings.Repeat("n", 65)}, "invalid --name"},
 	} {
@@ -77,6 +106,9 @@ func TestBackendConfig(t *testing.T) {
 			_, err := parseBackend(t, tc.args...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error shows the password: %v", err)
 			}
 		})
 	}
