@@ -94,7 +94,19 @@ func TestUpStatusDown(t *testing.T) {
 func TestCrashRestartUnderLoad(t *testing.T) {
 	c := newCluster(t)
 	c.up(startLimit)
-	before := child(c.status(), "backend-1")
+	// On a fresh store one backend sometimes loses the race to migrate it
+	// and is restarted once at start-up (an app/sqlite issue, reported);
+	// kill one that has not been restarted, so that the count is exact.
+	st := c.status()
+	name := "backend-1"
+	if child(st, name).Restarts != 0 {
+		name = "backend-2"
+		t.Logf("backend-1 was restarted at start-up (%s); killing backend-2", child(st, "backend-1").LastExit)
+	}
+	before := child(st, name)
+	if before.Restarts != 0 {
+		t.Fatalf("both backends restarted at start-up: %+v", st.Children)
+	}
 	// Steady GET load through the LB by one owned goroutine.
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
@@ -143,31 +155,28 @@ func TestCrashRestartUnderLoad(t *testing.T) {
 	// binaries can itself take seconds.
 	var after supervisor.ChildStatus
 	clitest.Eventually(t, 2*time.Second, func() error {
-		after = child(c.status(), "backend-1")
+		after = child(c.status(), name)
 		if after.Pid == 0 || after.Pid == before.Pid || !alive(identity(after)) {
-			return fmt.Errorf("backend-1 state %s pid %d", after.State, after.Pid)
+			return fmt.Errorf("%s state %s pid %d", name, after.State, after.Pid)
 		}
 		return nil
 	})
 	t.Logf("measured: kill -9 to new backend process %v", time.Since(killed).Round(time.Millisecond))
 	clitest.Eventually(t, startLimit, func() error {
-		after = child(c.status(), "backend-1")
+		after = child(c.status(), name)
 		if after.State != supervisor.Running {
-			return fmt.Errorf("backend-1 state %s", after.State)
+			return fmt.Errorf("%s state %s", name, after.State)
 		}
 		return nil
 	})
 	t.Logf("measured: kill -9 to new backend running (ready) %v", time.Since(killed).Round(time.Millisecond))
-	if after.Restarts != before.Restarts+1 || after.LastExit != "signal killed" {
-		t.Fatalf("restarts %d (before %d), last exit %q; want one more restart after signal killed", after.Restarts, before.Restarts, after.LastExit)
-	}
-	if before.Restarts != 0 {
-		t.Logf("note: backend-1 had %d restarts before the kill (a start-up crash; see its log)", before.Restarts)
+	if after.Restarts != 1 || after.LastExit != "signal killed" {
+		t.Fatalf("restarts %d, last exit %q; want 1 after signal killed", after.Restarts, after.LastExit)
 	}
 	// Keep the load on until the LB sees the new backend healthy again.
 	clitest.Eventually(t, 10*time.Second, func() error {
-		if h := child(c.status(), "backend-1").Health; h != "healthy" {
-			return fmt.Errorf("backend-1 health %s", h)
+		if h := child(c.status(), name).Health; h != "healthy" {
+			return fmt.Errorf("%s health %s", name, h)
 		}
 		return nil
 	})
