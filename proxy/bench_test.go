@@ -27,11 +27,7 @@ import (
 // two runs alternate in slices, so a neighbour's load on this shared machine
 // weighs on both alike; the ratio is taken from the same run.
 func BenchmarkLoadBalancer(b *testing.B) {
-	bin, cleanup, err := clitest.Build()
-	if err != nil {
-		b.Fatalf("build posterctl: %v", err)
-	}
-	defer cleanup()
+	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
 	startHelperBackend(b, addrA, "a")
 	startHelperBackend(b, addrB, "b")

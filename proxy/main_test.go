@@ -17,6 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/posterctl/posterctl/internal/clitest"
 )
 
 // helperEnv makes the test binary a fixed-response backend (see
@@ -24,16 +26,35 @@ import (
 // can SIGKILL and restart by pid.
 const helperEnv = "POSTERCTL_PROXY_HELPER_ADDR"
 
+// posterctlBin is the posterctl binary the command tests drive, built once.
+var posterctlBin string
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(helperEnv); addr != "" {
 		os.Exit(runHelperBackend(addr))
 	}
-	// Two goroutines are fasthttp's, not ours: its worker-pool janitor sleeps
-	// out its interval (10 s) after the server stops, then returns; and its
-	// process-wide Date refresher, started once on first use, never ends.
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+	bin, cleanup, err := clitest.Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build posterctl:", err)
+		os.Exit(1)
+	}
+	posterctlBin = bin
+	code := m.Run()
+	cleanup()
+	if code == 0 {
+		// Two goroutines are fasthttp's, not ours: its worker-pool janitor
+		// sleeps out its interval (10 s) after the server stops, then
+		// returns; and its process-wide Date refresher, started once on
+		// first use, never ends.
+		if err := goleak.Find(
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+			goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // logBuffer collects log lines from concurrent writers.

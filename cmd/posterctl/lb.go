@@ -72,6 +72,26 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 }
 
 func lbCommand() *cli.Command {
+	return newLBCommand(func(c *cli.Context, cfg proxy.Config, drain time.Duration) error {
+		// One access line per request: off a terminal, lines are batched (at
+		// most 100 ms late) instead of one write per request.
+		var out io.Writer = os.Stderr
+		if !isatty.IsTerminal(os.Stderr.Fd()) {
+			lw := proxy.NewLogWriter(os.Stderr, 100*time.Millisecond)
+			defer lw.Close()
+			out = lw
+		}
+		logger, err := buildLogger(out, c.String("log-format"), c.String("log-level"))
+		if err != nil {
+			return cli.Exit("lb: "+err.Error(), 2)
+		}
+		return runLB(c.Context, cfg, drain, logger.With().Str("component", "lb").Logger())
+	})
+}
+
+// newLBCommand parses and checks the command line, then calls run; tests
+// pass a stub run to see what a command line resolves to.
+func newLBCommand(run func(c *cli.Context, cfg proxy.Config, drain time.Duration) error) *cli.Command {
 	cfg := &lbConfig{}
 	return &cli.Command{
 		Name:      "lb",
@@ -86,19 +106,7 @@ func lbCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("lb: "+err.Error(), 2)
 			}
-			// One access line per request: off a terminal, lines are batched
-			// (at most 100 ms late) instead of one write per request.
-			var out io.Writer = os.Stderr
-			if !isatty.IsTerminal(os.Stderr.Fd()) {
-				lw := proxy.NewLogWriter(os.Stderr, 100*time.Millisecond)
-				defer lw.Close()
-				out = lw
-			}
-			logger, err := buildLogger(out, c.String("log-format"), c.String("log-level"))
-			if err != nil {
-				return cli.Exit("lb: "+err.Error(), 2)
-			}
-			return runLB(c.Context, pcfg, cfg.DrainTimeout, logger.With().Str("component", "lb").Logger())
+			return run(c, pcfg, cfg.DrainTimeout)
 		},
 	}
 }
