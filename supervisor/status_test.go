@@ -70,7 +70,7 @@ func TestBackoffInStatus(t *testing.T) {
 func TestWriteTable(t *testing.T) {
 	retry := time.Unix(100, 0)
 	st := Status{
-		Supervisor: SupervisorStatus{Pid: 42, UptimeS: 61, RunDir: "/run/x", URL: "http://127.0.0.1:3000/", HealthURL: "http://127.0.0.1:4000/health"},
+		Supervisor: SupervisorStatus{Pid: 42, UptimeS: 61, RSSBytes: 10 << 20, RunDir: "/run/x", URL: "http://127.0.0.1:3000/", HealthURL: "http://127.0.0.1:4000/health"},
 		Children: []ChildStatus{
 			{Name: "backend-1", Pid: 7, State: Running, Health: "healthy", Port: 3001, UptimeS: 60, CPUPercent: 1.25, RSSBytes: 20 << 20},
 			{Name: "lb", State: Backoff, Health: "unknown", Port: 3000, Restarts: 2, LastExit: "signal killed", NextRetry: &retry},
@@ -82,7 +82,7 @@ func TestWriteTable(t *testing.T) {
 	}
 	got := buf.String()
 	for _, want := range []string{
-		"supervisor pid 42, up 1m1s, app http://127.0.0.1:3000/, health http://127.0.0.1:4000/health, run dir /run/x",
+		"supervisor pid 42, up 1m1s, rss 10.0 MiB, app http://127.0.0.1:3000/, health http://127.0.0.1:4000/health, run dir /run/x",
 		"NAME", "LAST EXIT", "NEXT RETRY",
 		"backend-1  7    running  healthy  3001  0         1m0s    1.2   20.0 MiB  -              -",
 		"lb         -    backoff  unknown  3000  2         -       -     -         signal killed  in 500ms",

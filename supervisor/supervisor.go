@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/shirou/gopsutil/v3/process"
 )
 
 // Config is what a Supervisor runs.
@@ -356,6 +357,7 @@ type SupervisorStatus struct {
 	DataDir    string  `json:"data_dir,omitempty"`
 	URL        string  `json:"url,omitempty"`
 	HealthURL  string  `json:"health_url,omitempty"`
+	RSSBytes   uint64  `json:"rss_bytes"`
 	Stopping   bool    `json:"stopping"`
 }
 
@@ -371,6 +373,11 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		URL:        s.cfg.URL,
 		HealthURL:  s.cfg.HealthURL,
 	}}
+	if p, err := process.NewProcessWithContext(ctx, int32(s.self.Pid)); err == nil {
+		if m, err := p.MemoryInfoWithContext(ctx); err == nil {
+			st.Supervisor.RSSBytes = m.RSS
+		}
+	}
 	select {
 	case <-s.stopped:
 		st.Supervisor.Stopping = true

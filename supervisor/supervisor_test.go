@@ -104,6 +104,9 @@ func TestStartStop(t *testing.T) {
 	start(t, s)
 
 	st := s.Status(context.Background())
+	if st.Supervisor.RSSBytes == 0 || st.Supervisor.Pid != os.Getpid() {
+		t.Fatalf("supervisor status %+v", st.Supervisor)
+	}
 	if got := len(st.Children); got != 3 {
 		t.Fatalf("%d children in status, want 3", got)
 	}

@@ -13,6 +13,9 @@ import (
 func WriteTable(w io.Writer, st Status, now time.Time) error {
 	sv := st.Supervisor
 	fmt.Fprintf(w, "supervisor pid %d, up %s", sv.Pid, fmtDuration(sv.UptimeS))
+	if sv.RSSBytes > 0 {
+		fmt.Fprintf(w, ", rss %s", fmtBytes(sv.RSSBytes))
+	}
 	if sv.URL != "" {
 		fmt.Fprintf(w, ", app %s", sv.URL)
 	}
