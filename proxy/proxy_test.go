@@ -568,3 +568,83 @@ func TestNewServerErrors(t *testing.T) {
 		}
 	})
 }
+
+func TestFraming(t *testing.T) {
+	be := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/head":
+			w.Header().Set("Content-Length", "11")
+			w.WriteHeader(200)
+		case "/nocontent":
+			w.WriteHeader(204)
+		default:
+			n, _ := io.Copy(io.Discard, r.Body)
+			w.Header().Set("X-TE", strings.Join(r.TransferEncoding, ","))
+			io.WriteString(w, strconv.FormatInt(n, 10))
+		}
+	})
+	lb, _ := startLB(t, Config{}, hostport(be))
+	client := newClient(t)
+
+	t.Run("HEAD", func(t *testing.T) {
+		resp, err := client.Head(lbURL(lb, "/head"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != 11 {
+			t.Fatalf("HEAD: %d, Content-Length %d", resp.StatusCode, resp.ContentLength)
+		}
+	})
+	t.Run("NoContent", func(t *testing.T) {
+		if r := do(t, client, "DELETE", lbURL(lb, "/nocontent"), nil); r.status != 204 || r.body != "" {
+			t.Fatalf("%d %q", r.status, r.body)
+		}
+	})
+	t.Run("ChunkedUpload", func(t *testing.T) {
+		// A reader of unknown length makes the client send chunked.
+		r := do(t, client, "POST", lbURL(lb, "/upload"), io.MultiReader(strings.NewReader(strings.Repeat("x", 5000))))
+		if r.status != 200 || r.body != "5000" {
+			t.Fatalf("%d %q", r.status, r.body)
+		}
+	})
+	t.Run("ExpectContinue", func(t *testing.T) {
+		conn, err := net.Dial("tcp", lb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		br := bufio.NewReader(conn)
+		line, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+			t.Fatalf("interim response %q %v", line, err)
+		}
+		br.ReadString('\n') // the blank line ending the 100 response
+		io.WriteString(conn, "hello")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != "5" {
+			t.Fatalf("%d %q", resp.StatusCode, b)
+		}
+	})
+	t.Run("SlowHeaderIsCut", func(t *testing.T) {
+		lb, _ := startLB(t, Config{ReadHeaderTimeout: 200 * time.Millisecond}, hostport(be))
+		conn, err := net.Dial("tcp", lb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n") // and never the end of the header
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadAll(conn)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("a client that never finished its header kept the connection for 10 s")
+		}
+	})
+}
