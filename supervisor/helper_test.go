@@ -46,6 +46,8 @@ func helper(mode string) int {
 				return 1
 			}
 		}
+	case "unready":
+		return serveStatus(port, http.StatusServiceUnavailable)
 	case "exit1":
 		fmt.Println("opening store: unable to open database file")
 		return 1
@@ -91,4 +93,16 @@ func serveHealthz(port string, graceful bool) int {
 		return 1
 	}
 	return 0
+}
+
+// serveStatus answers every request with code until killed.
+func serveStatus(port string, code int) int {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("listening, never ready")
+	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+	return 1
 }

@@ -465,3 +465,41 @@ func TestFatalAfterReadyOthersKeepRunning(t *testing.T) {
 	default:
 	}
 }
+
+// A child that runs but never answers its readiness check is killed after
+// the ready timeout, which counts as a crash.
+func TestReadyTimeout(t *testing.T) {
+	pol := DefaultRestartPolicy()
+	pol.MinBackoff, pol.MaxBackoff, pol.Limit = time.Millisecond, time.Millisecond, 1
+	s, err := New(Config{
+		Specs:        []Spec{fake("b1", "unready", clitest.FreePort(t), 0)},
+		RunDir:       runDir(t),
+		Restart:      pol,
+		ReadyTimeout: 300 * time.Millisecond,
+		Sink:         &lines{},
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Start(context.Background())
+	var se *StartError
+	if !errors.As(err, &se) || !strings.Contains(se.Tail, "was not ready within 300ms") {
+		t.Fatalf("start: %v, want a StartError naming the ready timeout", err)
+	}
+	if c := childStatus(t, s, "b1"); c.State != Fatal || c.LastExit != "signal killed" {
+		t.Fatalf("status %+v, want fatal, killed", c)
+	}
+}
+
+func TestControlDownBadGrace(t *testing.T) {
+	s, _ := newSup(t, fake("b1", "serve", clitest.FreePort(t), 0))
+	start(t, s)
+	err := NewClient(s.cfg.RunDir).Down(context.Background(), -time.Second)
+	if err == nil || !strings.Contains(err.Error(), "grace") {
+		t.Fatalf("down with a negative grace: %v", err)
+	}
+	if c := childStatus(t, s, "b1"); c.State != Running {
+		t.Fatalf("a refused down changed the child: %s", c.State)
+	}
+}
