@@ -5,16 +5,40 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+
+	"github.com/posterctl/posterctl/app/postgres/pgtest"
 )
 
 // BenchmarkBackend measures requests/s for reading and writing posts against
-// one backend process and against two processes sharing the SQLite file,
-// in the same run so the figures compare. Backends log at warn level, so
-// the access log (one line per request) is not part of the figure.
+// one backend process and against two processes sharing the store, on
+// SQLite and on PostgreSQL, in the same run so the figures compare. Backends
+// log at warn level, so the access log (one line per request) is not part of
+// the figure.
+//
+// PostgreSQL is the server named by POSTERCTL_TEST_POSTGRES (a schema of
+// its own) or, without one, a private server started from the installed
+// binaries with durable settings; without either the PostgreSQL half skips.
 func BenchmarkBackend(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run("db="+engine, func(b *testing.B) { benchmarkBackend(b, engine) })
+	}
+}
+
+// benchDB returns a fresh, empty store of the given engine for --db.
+func benchDB(b *testing.B, engine string) string {
+	if engine == "sqlite" {
+		return dbPath(b)
+	}
+	if pgtest.SkipReason() == "" {
+		return pgtest.Schema(b, pgtest.DSN(b))
+	}
+	return pgtest.StartServer(b, "fsync=on", "full_page_writes=on").DSN
+}
+
+func benchmarkBackend(b *testing.B, engine string) {
 	for _, procs := range []int{1, 2} {
 		b.Run(fmt.Sprintf("procs=%d", procs), func(b *testing.B) {
-			db := dbPath(b)
+			db := benchDB(b, engine)
 			var urls []string
 			for i := range procs {
 				urls = append(urls, startBackend(b, db, fmt.Sprintf("backend-%d", i+1), "--log-level", "warn").url)

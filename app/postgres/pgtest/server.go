@@ -31,18 +31,22 @@ type Server struct {
 	dir  string // data directory, socket and password file below it
 	cred *syscall.Credential
 	proc *clitest.Process
+
+	settings []string
 }
 
-// StartServer creates a cluster with initdb and starts it. Without the
-// PostgreSQL server binaries it skips tb (fails it in CI). The server is
-// stopped and its files removed when the test ends.
-func StartServer(tb testing.TB) *Server {
+// StartServer creates a cluster with initdb and starts it. settings
+// ("name=value") are passed as -c options after the defaults, which turn
+// fsync off; a benchmark that wants real durability passes "fsync=on".
+// Without the PostgreSQL server binaries it skips tb (fails it in CI). The
+// server is stopped and its files removed when the test ends.
+func StartServer(tb testing.TB, settings ...string) *Server {
 	tb.Helper()
 	bin, err := binDir()
 	if err != nil {
 		Unavailable(tb, err.Error())
 	}
-	s := &Server{bin: bin, Port: clitest.FreePort(tb)}
+	s := &Server{bin: bin, Port: clitest.FreePort(tb), settings: settings}
 	// PostgreSQL refuses to run as root; tests here often do.
 	if os.Geteuid() == 0 {
 		if s.cred, err = postgresUser(); err != nil {
@@ -109,9 +113,12 @@ func (s *Server) Start(tb testing.TB) {
 	}
 	// Durability is no concern for a throwaway cluster; fsync off keeps
 	// the tests fast on a shared disk.
-	s.proc = clitest.StartCmd(tb, s.command(filepath.Join(s.bin, "postgres"),
-		"-D", s.dataDir(), "-p", strconv.Itoa(s.Port), "-k", s.dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"))
+	args := []string{"-D", s.dataDir(), "-p", strconv.Itoa(s.Port), "-k", s.dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "full_page_writes=off"}
+	for _, kv := range s.settings {
+		args = append(args, "-c", kv)
+	}
+	s.proc = clitest.StartCmd(tb, s.command(filepath.Join(s.bin, "postgres"), args...))
 	clitest.Eventually(tb, 30*time.Second, func() error {
 		select {
 		case <-s.proc.Done():

@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posterctl/posterctl/app/postgres/pgtest"
+	"github.com/posterctl/posterctl/internal/clitest"
+)
+
+// startBackendEnv is startBackend with the connection string passed in
+// POSTERCTL_DB, as a supervisor does to keep the password out of argv.
+func startBackendEnv(tb testing.TB, db, name string, extra ...string) *backend {
+	tb.Helper()
+	port := clitest.FreePort(tb)
+	cmd := exec.Command(bin, append(extra, "backend", "--port", strconv.Itoa(port), "--name", name)...)
+	cmd.Env = append(os.Environ(), "POSTERCTL_DB="+db)
+	p := clitest.StartCmd(tb, cmd)
+	b := &backend{Process: p, name: name, port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	waitHealthy(tb, b)
+	return b
+}
+
+// TestPostgres_SharedSession is TestBackend_SharedSession on PostgreSQL: two
+// backend processes on one database (one given it by --db, one by
+// POSTERCTL_DB) are one app.
+func TestPostgres_SharedSession(t *testing.T) {
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
+	a := startBackend(t, dsn, "backend-a")
+	b := startBackendEnv(t, dsn, "backend-b")
+	hc := newHTTPClient(4)
+	defer hc.CloseIdleConnections()
+
+	alice := &client{tb: t, hc: hc}
+	alice.registerAndLogin(a.url, "alice", "alice-password")
+	r := alice.must("GET", b.url+"/api/user", nil, http.StatusOK)
+	var u struct{ Username string }
+	r.decode(t, &u)
+	if u.Username != "alice" || r.header.Get("X-Backend") != "backend-b" {
+		t.Fatalf("user through b = %s (X-Backend %q)", r.body, r.header.Get("X-Backend"))
+	}
+	(&client{tb: t, hc: hc}).must("POST", b.url+"/api/register",
+		map[string]string{"username": "ALICE", "password": "other-password"}, http.StatusConflict)
+
+	r = alice.must("POST", b.url+"/api/posts", map[string]string{"content": "written through b"}, http.StatusCreated)
+	var created struct{ ID int64 }
+	r.decode(t, &created)
+	var page struct {
+		Posts []struct {
+			ID      int64
+			Author  string
+			Content string
+		}
+	}
+	alice.must("GET", a.url+"/api/posts", nil, http.StatusOK).decode(t, &page)
+	if len(page.Posts) != 1 || page.Posts[0].ID != created.ID || page.Posts[0].Content != "written through b" || page.Posts[0].Author != "alice" {
+		t.Fatalf("posts through a: %+v", page.Posts)
+	}
+
+	// An Idempotency-Key replayed through the other backend is caught.
+	first := alice.must("POST", a.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
+	again := alice.must("POST", b.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
+	if string(first.body) != string(again.body) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay through b: %s, first %s", again.body, first.body)
+	}
+	if n := pgtest.Count(t, dsn, "posts"); n != 2 {
+		t.Fatalf("%d posts stored, want 2", n)
+	}
+
+	// Logout through a ends the session on b.
+	alice.must("DELETE", a.url+"/api/logout", nil, http.StatusNoContent)
+	alice.must("GET", b.url+"/api/user", nil, http.StatusUnauthorized)
+
+	// The start-up line names the database without its password.
+	u2, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clitest.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(a.Output(), `"db":"`+u2.Redacted()) {
+			return fmt.Errorf("no start-up line with the redacted database:\n%s", a.Output())
+		}
+		return nil
+	})
+	if pw, ok := u2.User.Password(); ok {
+		for _, be := range []*backend{a, b} {
+			if strings.Contains(be.Output(), ":"+pw+"@") {
+				t.Errorf("%s logged the password:\n%s", be.name, be.Output())
+			}
+		}
+	}
+}
+
+// outcome is one request of the load in TestPostgres_Outage.
+type outcome struct {
+	backend string
+	at      time.Time // when the answer (or the error) came
+	took    time.Duration
+	status  int
+	body    string
+	err     error
+}
+
+// recorder keeps the outcomes of the load goroutines.
+type recorder struct {
+	mu  sync.Mutex
+	all []outcome
+}
+
+func (r *recorder) add(o outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = append(r.all, o)
+}
+
+// since returns the outcomes that came at or after t.
+func (r *recorder) since(t time.Time) []outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []outcome
+	for _, o := range r.all {
+		if !o.at.Before(t) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// requestTimeout is the client's limit for one request in the outage test:
+// a backend must answer well within it whatever PostgreSQL does.
+const requestTimeout = 10 * time.Second
+
+// TestPostgres_Outage is the issue's outage acceptance. Two backends share a
+// private PostgreSQL server under steady load; the server is stopped: every
+// request answers 503 JSON within the request timeout (no 500, no hang) and
+// /healthz says the store is unavailable; the server is started again:
+// requests succeed through both backends within 5 s, with the same backend
+// processes. The password is in no output.
+func TestPostgres_Outage(t *testing.T) {
+	srv := pgtest.StartServer(t)
+	backends := []*backend{
+		startBackend(t, srv.DSN, "backend-a", "--log-level", "warn"),
+		startBackendEnv(t, srv.DSN, "backend-b", "--log-level", "warn"),
+	}
+	pids := []int{backends[0].Pid(), backends[1].Pid()}
+	hc := newHTTPClient(16)
+	hc.Timeout = requestTimeout
+	defer hc.CloseIdleConnections()
+	user := &client{tb: t, hc: hc}
+	user.registerAndLogin(backends[0].url, "olga", "olga-password")
+
+	rec := &recorder{}
+	stop := make(chan struct{})
+	var load sync.WaitGroup
+	const workers = 4
+	for w := range workers {
+		load.Go(func() {
+			c := &client{tb: t, hc: hc, cookie: user.cookie}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				be := backends[(w+i)%len(backends)]
+				start := time.Now()
+				var r reply
+				var err error
+				if i%2 == 0 {
+					r, err = c.do("POST", be.url+"/api/posts", map[string]string{"content": fmt.Sprint("load ", w, " ", i)},
+						"Idempotency-Key", fmt.Sprint("w", w, "-", i))
+				} else {
+					r, err = c.do("GET", be.url+"/api/posts?limit=5", nil)
+				}
+				rec.add(outcome{backend: be.name, at: time.Now(), took: time.Since(start), status: r.status, body: string(r.body), err: err})
+			}
+		})
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
+	defer stopLoad()
+
+	// successes returns, per backend, how many requests since t succeeded.
+	successes := func(t0 time.Time) map[string]int {
+		n := map[string]int{}
+		for _, o := range rec.since(t0) {
+			if o.err == nil && (o.status == http.StatusOK || o.status == http.StatusCreated) {
+				n[o.backend]++
+			}
+		}
+		return n
+	}
+	bothSucceed := func(t0 time.Time) func() error {
+		return func() error {
+			if n := successes(t0); n["backend-a"] < 5 || n["backend-b"] < 5 {
+				return fmt.Errorf("successes since %v: %v", t0.Format(time.StampMilli), n)
+			}
+			return nil
+		}
+	}
+	began := time.Now()
+	clitest.Eventually(t, 30*time.Second, bothSucceed(began))
+
+	// Outage.
+	srv.Stop(t)
+	down := time.Now()
+	clitest.Eventually(t, 20*time.Second, func() error {
+		n := map[string]int{}
+		for _, o := range rec.since(down) {
+			if o.status == http.StatusServiceUnavailable {
+				n[o.backend]++
+			}
+		}
+		if n["backend-a"] < 10 || n["backend-b"] < 10 {
+			return fmt.Errorf("503s since the stop: %v", n)
+		}
+		return nil
+	})
+	for _, b := range backends {
+		r := user.must("GET", b.url+"/healthz", nil, http.StatusServiceUnavailable)
+		var h map[string]string
+		r.decode(t, &h)
+		if !strings.HasPrefix(h["error"], "store unavailable: ") || h["status"] != "unavailable" {
+			t.Errorf("%s healthz while PostgreSQL is down: %s", b.name, r.body)
+		}
+		if strings.Contains(string(r.body), srv.Password) || strings.Contains(string(r.body), "127.0.0.1") {
+			t.Errorf("%s healthz shows connection details: %s", b.name, r.body)
+		}
+	}
+
+	// Recovery: the same processes serve again within 5 s.
+	srv.Start(t)
+	up := time.Now()
+	clitest.Eventually(t, 5*time.Second, bothSucceed(up))
+	recovered := time.Since(up)
+	for _, b := range backends {
+		user.must("GET", b.url+"/healthz", nil, http.StatusOK)
+		user.must("GET", b.url+"/api/user", nil, http.StatusOK)
+	}
+	stopLoad()
+
+	// Every answer, in every phase, was a success or a 503 JSON error, and
+	// came within the request timeout.
+	var count = map[int]int{}
+	var slowest time.Duration
+	for _, o := range rec.since(began) {
+		slowest = max(slowest, o.took)
+		if o.err != nil {
+			t.Errorf("%s at %v: no answer after %v: %v", o.backend, o.at.Format(time.StampMilli), o.took, o.err)
+			continue
+		}
+		count[o.status]++
+		switch o.status {
+		case http.StatusOK, http.StatusCreated:
+		case http.StatusServiceUnavailable:
+			var v map[string]string
+			if err := json.Unmarshal([]byte(o.body), &v); err != nil || !strings.HasPrefix(v["error"], "store unavailable") {
+				t.Errorf("%s: 503 body %q", o.backend, o.body)
+			}
+		default:
+			t.Errorf("%s at %v: status %d: %s", o.backend, o.at.Format(time.StampMilli), o.status, o.body)
+		}
+	}
+	t.Logf("statuses %v; slowest answer %v; recovered %v after the restart", count, slowest.Round(time.Millisecond), recovered.Round(time.Millisecond))
+	if slowest > requestTimeout/2 {
+		t.Errorf("slowest answer took %v", slowest)
+	}
+
+	for i, b := range backends {
+		select {
+		case <-b.Done():
+			t.Fatalf("%s exited:\n%s", b.name, b.Output())
+		default:
+		}
+		if b.Pid() != pids[i] {
+			t.Errorf("%s was restarted", b.name)
+		}
+		if strings.Contains(b.Output(), srv.Password) {
+			t.Errorf("%s logged the password:\n%s", b.name, b.Output())
+		}
+	}
+}
+
+// TestPostgres_StartupErrors: a backend that cannot reach or parse its
+// database says so in one line, without the password, and exits 1 or 2.
+func TestPostgres_StartupErrors(t *testing.T) {
+	const secret = "n0t-the-real-pw"
+	for _, tc := range []struct {
+		db   string
+		code int
+		want string
+	}{
+		{"postgres://poster:" + secret + "@127.0.0.1:1/poster?sslmode=disable", 1, "postgres://poster:xxxxx@127.0.0.1:1/poster"},
+		{"postgres://poster:" + secret + "@127.0.0.1:port/poster", 2, "invalid --db: invalid connection string"},
+		{"mysql://poster:" + secret + "@127.0.0.1/poster", 2, "unsupported database URL scheme"},
+	} {
+		out, code := clitest.Run(t, 30*time.Second, bin, "backend", "--port", strconv.Itoa(clitest.FreePort(t)), "--db", tc.db)
+		if code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("--db %s: exit %d, want %d with %q:\n%s", tc.db, code, tc.code, tc.want, out)
+		}
+		if strings.Contains(out, secret) {
+			t.Errorf("--db %s: output shows the password:\n%s", tc.db, out)
+		}
+	}
+}
