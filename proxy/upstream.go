@@ -132,7 +132,18 @@ func (u *upstream) put(c *upConn) {
 		return
 	}
 	u.idle = append(u.idle, c)
+	// get takes from the top, so connections left at the bottom by a past
+	// burst would wait there forever, closed by the backend: drop them.
+	var stale *upConn
+	if old := u.idle[0]; old != c && c.idleFrom.Sub(old.idleFrom) > u.idleTimeout {
+		stale = old
+		u.idle[0] = nil
+		u.idle = u.idle[1:]
+	}
 	u.mu.Unlock()
+	if stale != nil {
+		stale.conn.Close()
+	}
 }
 
 // close drops idle connections and stops pooling new ones.
