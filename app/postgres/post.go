@@ -17,9 +17,6 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 	if invalid != nil && idempotencyKey == "" {
 		return nil, false, invalid
 	}
-	if len(idempotencyKey) > app.MaxIdempotencyKey {
-		return nil, false, app.Errorf(app.EINVALID, "idempotency key is longer than %d bytes", app.MaxIdempotencyKey)
-	}
 	now := stamp(db.Now())
 	var (
 		created  app.Post

@@ -70,16 +70,25 @@ func NewDB(dsn string) *DB {
 }
 
 // Redact returns dsn with any password replaced by "xxxxx", for logs and
-// error messages. A string that does not parse as a URL is masked whole
-// after its scheme, since where its password sits is then unknown.
+// error messages. Of a string that does not parse as a URL it keeps only
+// the scheme and what follows the last '@' up to any query, since where a
+// password sits is then uncertain.
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
 	if err != nil || u.Scheme == "" {
-		scheme, _, ok := strings.Cut(dsn, "://")
+		scheme, rest, ok := strings.Cut(dsn, "://")
 		if !ok {
 			return "xxxxx"
 		}
-		return scheme + "://xxxxx"
+		at := strings.LastIndexByte(rest, '@')
+		if at < 0 {
+			return scheme + "://xxxxx"
+		}
+		tail := rest[at+1:]
+		if q := strings.IndexByte(tail, '?'); q >= 0 {
+			tail = tail[:q] + "?xxxxx"
+		}
+		return scheme + "://xxxxx@" + tail
 	}
 	if u.RawQuery != "" {
 		q := u.Query()
@@ -191,7 +200,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer db.rollback(ctx, tx)
 
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('posterctl.migrate.' || coalesce(current_schema(), ''), 0))`); err != nil {
 		return fmt.Errorf("migrate: lock: %w", err)
@@ -252,9 +261,7 @@ func (db *DB) tryTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx)
 	if err != nil {
 		return storeErr("begin", err)
 	}
-	// Rollback must run even when ctx has expired, or the connection would
-	// go back to the pool inside a transaction.
-	defer tx.Rollback(context.WithoutCancel(ctx))
+	defer db.rollback(ctx, tx)
 	if err := fn(ctx, tx); err != nil {
 		return err
 	}
@@ -262,6 +269,15 @@ func (db *DB) tryTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx)
 		return storeErr("commit", err)
 	}
 	return nil
+}
+
+// rollback ends tx unless it was committed. It must run even when ctx has
+// expired, or the connection would go back to the pool inside a
+// transaction, yet never wait longer than a query may.
+func (db *DB) rollback(ctx context.Context, tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), db.QueryTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx) // after Commit, or on a dead connection: nothing to undo
 }
 
 // retryable reports an error after which running the transaction again is

@@ -167,7 +167,9 @@ func TestRedact(t *testing.T) {
 		"postgres://u@h/db?password=pw&sslmode=disable": "postgres://u@h/db?password=xxxxx&sslmode=disable",
 		"postgres://u@h/db?PassWord=pw":                 "postgres://u@h/db?PassWord=xxxxx",
 		"postgres://h/db":                               "postgres://h/db",
-		"postgres://u:pw@[::1/db":                       "postgres://xxxxx",
+		"postgres://u:pw@[::1/db":                       "postgres://xxxxx@[::1/db",
+		"postgres://u:p@w@h:x/db?password=pw":           "postgres://xxxxx@h:x/db?xxxxx",
+		"postgres://h:x/db?password=pw":                 "postgres://xxxxx",
 		"host=h password=pw":                            "xxxxx",
 	} {
 		if got := postgres.Redact(in); got != want {
