@@ -478,6 +478,14 @@ func TestWebSocketUpgrade(t *testing.T) {
 	if err != nil || line != "echo hello\n" {
 		t.Fatalf("through the upgraded connection: %q %v", line, err)
 	}
+
+	t.Run("Refused", func(t *testing.T) {
+		// The backend declines the switch: its answer reaches the client as is.
+		r := do(t, newClient(t), "GET", lbURL(lb, "/ws"), nil, "Connection", "Upgrade", "Upgrade", "h2c")
+		if r.status != 400 || !strings.Contains(r.body, "want upgrade") {
+			t.Fatalf("%d %q", r.status, r.body)
+		}
+	})
 }
 
 func TestStreamingIsFlushed(t *testing.T) {

@@ -59,7 +59,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	}
 	s.metrics = newMetrics(s.pool)
 	onChange := s.stateChanged
-	s.proxy = NewProxy(&s.cfg, s.pool, s.metrics, logger, onChange)
+	s.proxy = newProxy(&s.cfg, s.pool, s.metrics, logger, onChange)
 	s.checker = NewHealthChecker(&s.cfg, s.pool, probe, onChange)
 
 	s.srv = &fasthttp.Server{
