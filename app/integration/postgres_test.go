@@ -100,6 +100,13 @@ func TestPostgres_SharedSession(t *testing.T) {
 	}
 }
 
+// TestPostgres_Concurrency is TestBackend_Concurrency on PostgreSQL, with
+// half the posts: 16 clients through two backends, 4000 posts, no 5xx.
+func TestPostgres_Concurrency(t *testing.T) {
+	dsn := pgtest.Schema(t, pgtest.DSN(t))
+	testConcurrency(t, dsn, 250, func(table string) int { return pgtest.Count(t, dsn, table) })
+}
+
 // outcome is one request of the load in TestPostgres_Outage.
 type outcome struct {
 	backend string
