@@ -70,9 +70,8 @@ func (p *Proxy) newID() string {
 	return string(out)
 }
 
-// exchange follows one client request through its attempts and, as the
-// response body the server writes, to the end of the response: its
-// CloseWithError tells whether the client received it.
+// exchange follows one client request through its attempts and, for a
+// streamed response, to the end of the response.
 type exchange struct {
 	p        *Proxy
 	ctx      *fasthttp.RequestCtx
@@ -85,9 +84,7 @@ type exchange struct {
 	errMsg   string
 	finished bool
 
-	body   []byte // a buffered response body
-	off    int
-	stream *upstreamBody // or a streamed one
+	stream *upstreamBody // a streamed response body
 }
 
 // Handle is the fasthttp request handler.
@@ -155,7 +152,7 @@ func (p *Proxy) forward(x *exchange) {
 		}
 
 		b.inFlight.Add(1)
-		body, ustream, sent, err := p.ups[b.index].roundTrip(out, &ctx.Response, head)
+		ustream, sent, err := p.ups[b.index].roundTrip(out, &ctx.Response, head)
 		if err == nil {
 			b.recordSuccess()
 			x.holding = b
@@ -172,7 +169,7 @@ func (p *Proxy) forward(x *exchange) {
 				x.finish()
 				return
 			}
-			p.respond(x, body, ustream)
+			p.respond(x, ustream)
 			return
 		}
 		b.inFlight.Add(-1)
@@ -209,60 +206,35 @@ func (p *Proxy) forward(x *exchange) {
 	p.fail(x, fasthttp.StatusServiceUnavailable, "no backend available", lastErr)
 }
 
-// respond hands the backend's response to the server. The exchange itself is
-// the body stream, so its CloseWithError learns how the write to the client
-// ended and writes the access line then.
-func (p *Proxy) respond(x *exchange, body []byte, stream *upstreamBody) {
+// respond hands the backend's response to the server. A streamed body goes
+// through the exchange, whose CloseWithError learns how the write to the
+// client ended and writes the access line then; a buffered one is in the
+// response already, and a client that left while waiting for it has been
+// caught by clientGone.
+func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
 	resp := &x.ctx.Response
 	stripResponseHopByHop(&resp.Header)
 	resp.Header.Set("X-Request-Id", x.id)
 	x.status = resp.StatusCode()
-	switch {
-	case stream != nil:
-		x.stream = stream
-		n := resp.Header.ContentLength()
-		if n < 0 {
-			n = -1 // chunked to the client, flushed chunk by chunk
-		}
-		resp.SetBodyStream(streamedBody{x}, n)
-	case body != nil:
-		x.body = body
-		resp.SetBodyStream(bufferedBody{x}, len(body))
-	default: // HEAD, 204, 304: headers only, Content-Length as the backend sent it
-		resp.SkipBody = true
+	if stream == nil {
 		x.finish()
+		return
 	}
+	x.stream = stream
+	n := resp.Header.ContentLength()
+	if n < 0 {
+		n = -1 // chunked to the client, flushed chunk by chunk
+	}
+	resp.SetBodyStream(streamedBody{x}, n)
 }
 
-// streamedBody and bufferedBody are what the server reads the response body
-// from. Only the buffered one offers WriteTo: for a stream, the server's
-// chunk-by-chunk copy is what flushes each piece as it arrives.
+// streamedBody is what the server reads a streamed response body from. It
+// offers no WriteTo on purpose: the server's chunk-by-chunk copy is what
+// flushes each piece as it arrives.
 type streamedBody struct{ x *exchange }
 
 func (b streamedBody) Read(p []byte) (int, error)     { return b.x.stream.Read(p) }
 func (b streamedBody) CloseWithError(err error) error { return b.x.closeWithError(err) }
-
-type bufferedBody struct{ x *exchange }
-
-func (b bufferedBody) Read(p []byte) (int, error) {
-	x := b.x
-	if x.off >= len(x.body) {
-		return 0, io.EOF
-	}
-	n := copy(p, x.body[x.off:])
-	x.off += n
-	return n, nil
-}
-
-// WriteTo copies the body in one write.
-func (b bufferedBody) WriteTo(w io.Writer) (int64, error) {
-	x := b.x
-	n, err := w.Write(x.body[x.off:])
-	x.off += n
-	return int64(n), err
-}
-
-func (b bufferedBody) CloseWithError(err error) error { return b.x.closeWithError(err) }
 
 // closeWithError is called by the server once the response is written, with
 // the write error if the client went away.

@@ -157,14 +157,15 @@ func (u *upstream) close() {
 	}
 }
 
-// roundTrip sends req and reads the response header into resp. sent reports
-// whether any request byte reached the socket. On success the body is either
-// read (and the connection pooled) or left to the returned stream, which
-// pools or closes the connection when it is closed.
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool) (body []byte, stream *upstreamBody, sent bool, err error) {
+// roundTrip sends req and reads the response into resp. sent reports whether
+// any request byte reached the socket. On success a body of known length up
+// to maxBuffered is read into resp and the connection pooled; a larger or
+// chunked one is left to the returned stream, which pools or closes the
+// connection when it is closed.
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool) (stream *upstreamBody, sent bool, err error) {
 	c, err := u.get()
 	if err != nil {
-		return nil, nil, false, err
+		return nil, false, err
 	}
 	c.written = 0
 	if err = req.Write(c.bw); err == nil {
@@ -172,7 +173,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 	}
 	if err != nil {
 		c.conn.Close()
-		return nil, nil, c.written > 0, fmt.Errorf("write request: %w", err)
+		return nil, c.written > 0, fmt.Errorf("write request: %w", err)
 	}
 	// Moving a deadline costs a timer update; one set within the last
 	// second is as good, so the header wait is 29 to 30 s.
@@ -180,7 +181,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		c.deadline = now.Add(u.headerWait)
 		if err := c.conn.SetReadDeadline(c.deadline); err != nil {
 			c.conn.Close()
-			return nil, nil, true, err
+			return nil, true, err
 		}
 	}
 	resp.SkipBody = head
@@ -188,32 +189,32 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		c.conn.Close()
 		var ne net.Error
 		if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-			return nil, nil, true, errHeaderTimeout
+			return nil, true, errHeaderTimeout
 		}
-		return nil, nil, true, fmt.Errorf("read response: %w", err)
+		return nil, true, fmt.Errorf("read response: %w", err)
 	}
 	keep := !resp.Header.ConnectionClose()
 	// The client's connection is the server's business, not the backend's.
 	resp.Header.ResetConnectionClose()
 	if st := resp.StatusCode(); head || st < 200 || st == 204 || st == 304 {
 		u.release(c, keep)
-		return nil, nil, true, nil
+		return nil, true, nil
 	}
 	n := resp.Header.ContentLength()
 	if n >= 0 && n <= u.maxBuffered {
-		body = make([]byte, n)
-		if _, err := io.ReadFull(c.br, body); err != nil {
+		// Into the response's own pooled buffer: no copy, no allocation.
+		if err := resp.ReadBody(c.br, u.maxBuffered); err != nil {
 			c.conn.Close()
-			return nil, nil, true, fmt.Errorf("read response body: %w", err)
+			return nil, true, fmt.Errorf("read response body: %w", err)
 		}
 		u.release(c, keep)
-		return body, nil, true, nil
+		return nil, true, nil
 	}
 	// Streamed: no deadline for the body, which may legitimately take long.
 	c.deadline = time.Time{}
 	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
 		c.conn.Close()
-		return nil, nil, true, err
+		return nil, true, err
 	}
 	s := &upstreamBody{u: u, c: c, keep: keep}
 	switch {
@@ -224,7 +225,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 	default: // identity until close
 		s.r, s.keep = c.br, false
 	}
-	return nil, s, true, nil
+	return s, true, nil
 }
 
 func (u *upstream) release(c *upConn, keep bool) {
