@@ -159,6 +159,14 @@ func TestFailover(t *testing.T) {
 		}
 	}
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
+	var slowest sample
+	for _, s := range samples {
+		if s.kind == kindGET && s.dur > slowest.dur {
+			slowest = s
+		}
+	}
+	t.Logf("slowest GET started at %v (kill at %v, restart at %v)", slowest.start.Sub(start).Round(time.Millisecond),
+		killedAt.Sub(start).Round(time.Millisecond), listeningAt.Sub(start).Round(time.Millisecond))
 	for k := range numKinds {
 		t.Logf("%-26s %5d requests, %d failed, slowest %v", k, count[k], failed[k], maxDur[k].Round(time.Millisecond))
 	}
