@@ -50,7 +50,7 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 			return proxy.Config{}, fmt.Errorf("%s %d: want a port from 1 to 65535", p.flag, p.n)
 		}
 	}
-	if c.Port == c.HealthPort {
+	if c.Port == c.HealthPort && overlap(c.Host, c.HealthHost) {
 		return proxy.Config{}, fmt.Errorf("--port and --health-port are both %d: they must differ", c.Port)
 	}
 	if c.HealthHost == "" {
@@ -69,6 +69,13 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 		return proxy.Config{}, err
 	}
 	return cfg, nil
+}
+
+// overlap reports whether listening on both hosts with one port collides:
+// the same address, or either one being every interface.
+func overlap(a, b string) bool {
+	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return a == b || any(a) || any(b)
 }
 
 func lbCommand() *cli.Command {

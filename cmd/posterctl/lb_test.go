@@ -56,6 +56,11 @@ func TestLBConfig(t *testing.T) {
 			t.Fatalf("listen %q health %q", cfg.Listen, cfg.HealthListen)
 		}
 	})
+	t.Run("SamePortOtherAddress", func(t *testing.T) {
+		if _, _, err := parseLB(t, "--host", "127.0.0.2", "--port", "5000", "--health-port", "5000", "--backend", "127.0.0.1:3001"); err != nil {
+			t.Fatal(err)
+		}
+	})
 	for _, tc := range []struct {
 		name string
 		args []string
