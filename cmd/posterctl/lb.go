@@ -74,8 +74,8 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 // overlap reports whether listening on both hosts with one port collides:
 // the same address, or either one being every interface.
 func overlap(a, b string) bool {
-	any := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	return a == b || any(a) || any(b)
+	everywhere := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return a == b || everywhere(a) || everywhere(b)
 }
 
 func lbCommand() *cli.Command {
