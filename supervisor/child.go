@@ -22,6 +22,7 @@ const (
 	Stopping State = "stopping"
 	Exited   State = "exited" // stopped on purpose
 	Fatal    State = "fatal"  // crashed too often; left down
+	Remote   State = "remote" // runs on another machine; not ours to start or stop
 )
 
 var errStopping = errors.New("stopping")
@@ -300,6 +301,8 @@ type ChildStatus struct {
 	LastExit   string     `json:"last_exit"`
 	NextRetry  *time.Time `json:"next_retry"`
 	CreateTime int64      `json:"create_time_ms"`
+	Address    string     `json:"address,omitempty"` // as the LB knows it
+	Remote     bool       `json:"remote,omitempty"`
 }
 
 func (c *child) status(now time.Time) ChildStatus {
@@ -314,6 +317,7 @@ func (c *child) status(now time.Time) ChildStatus {
 		CPUPercent: c.usage.CPUPercent,
 		RSSBytes:   c.usage.RSS,
 		LastExit:   c.lastExit,
+		Address:    c.spec.Addr,
 	}
 	if c.proc != nil && (c.state == Starting || c.state == Running || c.state == Stopping) {
 		st.Pid = c.proc.Pid()

@@ -14,14 +14,18 @@ import (
 
 // Spec describes one child: what to run and how to tell it is ready.
 type Spec struct {
-	Name     string
-	Path     string   // executable; the supervisor passes os.Executable()
-	Args     []string // without the program name
-	Env      []string // added to the supervisor's environment
-	Port     int      // the port status shows; checked free before each start
-	Extra    []int    // more ports the child listens on (the LB's health port)
-	ReadyURL string   // GET answering 200 means ready
-	Stage    int      // lower stages start first and stop last
+	Name string
+	Path string   // executable; the supervisor passes os.Executable()
+	Args []string // without the program name
+	Env  []string // added to the supervisor's environment
+	Port int      // the port status shows; checked free before each start
+	// Addr is the backend's address as the LB knows it (host:port); status
+	// takes the child's health from the LB's entry for it. Empty for a
+	// child the LB does not balance over.
+	Addr     string
+	Extra    []int  // more ports the child listens on (the LB's health port)
+	ReadyURL string // GET answering 200 means ready
+	Stage    int    // lower stages start first and stop last
 }
 
 // LineSink receives each line a child writes to stdout or stderr.

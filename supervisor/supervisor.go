@@ -34,6 +34,12 @@ type Config struct {
 	URL       string
 	HealthURL string
 	DataDir   string
+	// Store is the backends' store as status shows it: a SQLite path, or a
+	// PostgreSQL URL already redacted by the caller (never a password).
+	Store string
+	// Remote backends run elsewhere; the LB balances over them too, and
+	// status lists them with their health from the LB, without a pid.
+	Remote []string
 }
 
 // Validate reports the first setting that cannot work.
@@ -359,6 +365,7 @@ type SupervisorStatus struct {
 	HealthURL  string  `json:"health_url,omitempty"`
 	RSSBytes   uint64  `json:"rss_bytes"`
 	Stopping   bool    `json:"stopping"`
+	Store      string  `json:"store,omitempty"`
 }
 
 // Status reports every child, with health taken from the LB's /health.
@@ -372,6 +379,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		DataDir:    s.cfg.DataDir,
 		URL:        s.cfg.URL,
 		HealthURL:  s.cfg.HealthURL,
+		Store:      s.cfg.Store,
 	}}
 	if p, err := process.NewProcessWithContext(ctx, int32(s.self.Pid)); err == nil {
 		if m, err := p.MemoryInfoWithContext(ctx); err == nil {
@@ -385,7 +393,13 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		st.Supervisor.Stopping = s.killCtx.Err() != nil
 	}
 	lbHealth, backends := s.fetchHealth(ctx)
-	for _, c := range s.childList() {
+	children := s.childList()
+	var probed []string
+	if s.cfg.HealthURL == "" {
+		// No LB to ask (up --no-lb): each child's own readiness check says.
+		probed = probeAll(ctx, children)
+	}
+	for i, c := range children {
 		if c.unsampled() {
 			// Started since the sampler's last tick: RSS now, CPU % next tick.
 			c.sampleUsage(ctx, now)
@@ -393,21 +407,48 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		cs := c.status(now)
 		switch {
 		case cs.State != Running:
+		case probed != nil:
+			cs.Health = probed[i]
 		case c.spec.ReadyURL != "" && c.spec.ReadyURL == s.cfg.HealthURL:
 			cs.Health = lbHealth
 		default:
-			if h, ok := backends[c.spec.Port]; ok {
+			if h, ok := backends[c.spec.Addr]; ok {
 				cs.Health = h
 			}
+		}
+		st.Children = append(st.Children, cs)
+	}
+	for _, addr := range s.cfg.Remote {
+		cs := ChildStatus{Name: addr, State: Remote, Health: "unknown", Port: portOf(addr), Address: addr, Remote: true}
+		if h, ok := backends[addr]; ok {
+			cs.Health = h
+		} else if s.cfg.HealthURL != "" && lbHealth == "unreachable" {
+			cs.Health = "unreachable"
 		}
 		st.Children = append(st.Children, cs)
 	}
 	return st
 }
 
+// probeAll runs every running child's readiness check at once and returns
+// "healthy" or "unhealthy" per child, in order.
+func probeAll(ctx context.Context, children []*child) []string {
+	out := make([]string, len(children))
+	var wg sync.WaitGroup
+	for i, c := range children {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = map[bool]string{true: "healthy", false: "unhealthy"}[c.probe(ctx)]
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // fetchHealth reads the LB's /health: the LB's own verdict, and each
-// backend's health keyed by port.
-func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[int]string) {
+// backend's health keyed by its address (host:port).
+func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[string]string) {
 	if s.cfg.HealthURL == "" {
 		return "unknown", nil
 	}
@@ -424,6 +465,7 @@ func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[int]string) {
 		Backends []struct {
 			Address string `json:"address"`
 			Healthy bool   `json:"healthy"`
+			State   string `json:"state"` // healthy, down or draining, from LBs that report it
 		} `json:"backends"`
 	}
 	lb := "healthy"
@@ -433,13 +475,23 @@ func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[int]string) {
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return lb, nil
 	}
-	out := map[int]string{}
+	out := map[string]string{}
 	for _, b := range body.Backends {
-		if p := portOf(b.Address); p > 0 {
-			out[p] = map[bool]string{true: "healthy", false: "unhealthy"}[b.Healthy]
+		h := b.State
+		if h == "" {
+			h = map[bool]string{true: "healthy", false: "unhealthy"}[b.Healthy]
 		}
+		out[normalAddr(b.Address)] = h
 	}
 	return lb, out
+}
+
+// normalAddr turns "http://host:port" into "host:port".
+func normalAddr(addr string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		return strings.TrimSuffix(rest, "/")
+	}
+	return addr
 }
 
 // portOf accepts "host:port" and "http://host:port".

@@ -22,6 +22,9 @@ func WriteTable(w io.Writer, st Status, now time.Time) error {
 	if sv.HealthURL != "" {
 		fmt.Fprintf(w, ", health %s", sv.HealthURL)
 	}
+	if sv.Store != "" {
+		fmt.Fprintf(w, ", store %s", sv.Store)
+	}
 	fmt.Fprintf(w, ", run dir %s", sv.RunDir)
 	if sv.Stopping {
 		fmt.Fprint(w, " (stopping)")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
+	"github.com/posterctl/posterctl/app/store"
+	"github.com/posterctl/posterctl/proxy"
 	"github.com/posterctl/posterctl/supervisor"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
@@ -37,6 +40,10 @@ type upConfig struct {
 	HealthPort   int
 	BasePort     int
 	DataDir      string
+	DB           string // empty: <data-dir>/poster.db
+	Host         string // where backends listen
+	NoLB         bool
+	Remote       cli.StringSlice // host:port of backends on other machines
 	RunDir       string
 	Grace        time.Duration
 	ReadyTimeout time.Duration
@@ -48,13 +55,31 @@ type upConfig struct {
 
 // Validate reports the first setting that cannot work.
 func (cfg *upConfig) Validate() error {
-	if cfg.Backends < 1 || cfg.Backends > 64 {
-		return fmt.Errorf("invalid --backends %d: want 1 to 64", cfg.Backends)
+	remote := cfg.Remote.Value()
+	switch {
+	case cfg.Backends < 0 || cfg.Backends > proxy.MaxBackends:
+		return fmt.Errorf("invalid --backends %d: want 1 to %d", cfg.Backends, proxy.MaxBackends)
+	case cfg.NoLB && len(remote) > 0:
+		return errors.New("--remote-backend needs the load balancer: it cannot go with --no-lb (run --no-lb on the backend machines, --remote-backend on the front one)")
+	case cfg.Backends == 0 && cfg.NoLB:
+		return errors.New("invalid --backends 0 with --no-lb: there would be nothing to run")
+	case cfg.Backends == 0 && len(remote) == 0:
+		return errors.New("invalid --backends 0: give at least one --remote-backend, or run local backends")
+	case cfg.Backends+len(remote) > proxy.MaxBackends:
+		return fmt.Errorf("%d local and %d remote backends: the load balancer takes at most %d", cfg.Backends, len(remote), proxy.MaxBackends)
 	}
-	for _, p := range []struct {
+	if net.ParseIP(cfg.Host) == nil && cfg.Host != "localhost" {
+		return fmt.Errorf("invalid --host %q: want an IP address such as 127.0.0.1 or 0.0.0.0", cfg.Host)
+	}
+	type portFlag struct {
 		name string
 		v    int
-	}{{"--port", cfg.Port}, {"--health-port", cfg.HealthPort}, {"--base-port", cfg.BasePort}} {
+	}
+	ports := []portFlag{{"--base-port", cfg.BasePort}}
+	if !cfg.NoLB { // the LB's ports mean nothing without it
+		ports = append(ports, portFlag{"--port", cfg.Port}, portFlag{"--health-port", cfg.HealthPort})
+	}
+	for _, p := range ports {
 		if p.v < 1 || p.v > 65535 {
 			return fmt.Errorf("invalid %s %d: want 1 to 65535", p.name, p.v)
 		}
@@ -62,15 +87,23 @@ func (cfg *upConfig) Validate() error {
 	if last := cfg.BasePort + cfg.Backends - 1; last > 65535 {
 		return fmt.Errorf("invalid --base-port %d: %d backends would need ports up to %d", cfg.BasePort, cfg.Backends, last)
 	}
-	if cfg.Port == cfg.HealthPort {
-		return fmt.Errorf("--port and --health-port are both %d: they must differ", cfg.Port)
+	if !cfg.NoLB {
+		if cfg.Port == cfg.HealthPort {
+			return fmt.Errorf("--port and --health-port are both %d: they must differ", cfg.Port)
+		}
+		for _, p := range ports[1:] {
+			if p.v >= cfg.BasePort && p.v < cfg.BasePort+cfg.Backends {
+				return fmt.Errorf("%s %d collides with the backend ports %d-%d", p.name, p.v, cfg.BasePort, cfg.BasePort+cfg.Backends-1)
+			}
+		}
 	}
-	for _, p := range []struct {
-		name string
-		v    int
-	}{{"--port", cfg.Port}, {"--health-port", cfg.HealthPort}} {
-		if p.v >= cfg.BasePort && p.v < cfg.BasePort+cfg.Backends {
-			return fmt.Errorf("%s %d collides with the backend ports %d-%d", p.name, p.v, cfg.BasePort, cfg.BasePort+cfg.Backends-1)
+	if _, err := cfg.remoteAddrs(); err != nil {
+		return err
+	}
+	if cfg.DB != "" {
+		// store.Check never puts the password in its error.
+		if err := store.Check(cfg.DB); err != nil {
+			return fmt.Errorf("invalid --db: %w", err)
 		}
 	}
 	if cfg.DataDir == "" {
@@ -91,6 +124,46 @@ func (cfg *upConfig) Validate() error {
 	return nil
 }
 
+// remoteAddrs normalises --remote-backend to host:port, as the LB does, and
+// refuses duplicates and addresses of our own backends.
+func (cfg *upConfig) remoteAddrs() ([]string, error) {
+	seen := map[string]bool{}
+	for i := range cfg.Backends {
+		seen[cfg.backendAddr(cfg.BasePort+i)] = true
+	}
+	var out []string
+	for _, raw := range cfg.Remote.Value() {
+		a, err := proxy.ParseBackend(raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --remote-backend: %w", err)
+		}
+		if seen[a] {
+			return nil, fmt.Errorf("invalid --remote-backend %s: given twice, or it is one of the local backends", a)
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// backendAddr is where the LB and the readiness check reach a local
+// backend: its listen address, or loopback when it listens everywhere.
+func (cfg *upConfig) backendAddr(port int) string {
+	host := cfg.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// dbPath is the store every backend opens.
+func (cfg *upConfig) dbPath() string {
+	if cfg.DB != "" {
+		return cfg.DB
+	}
+	return filepath.Join(cfg.DataDir, "poster.db")
+}
+
 func upFlags(cfg *upConfig) []cli.Flag {
 	def := supervisor.DefaultRestartPolicy()
 	return []cli.Flag{
@@ -100,6 +173,12 @@ func upFlags(cfg *upConfig) []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "health-port", Value: 4000, Usage: "load balancer health and metrics port (127.0.0.1)", Destination: &cfg.HealthPort}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "base-port", Value: 3001, Usage: "port of the first backend; the next ones count up", Destination: &cfg.BasePort}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "directory of the shared SQLite store poster.db", Destination: &cfg.DataDir}),
+		// POSTERCTL_DB keeps a password out of the process list; the
+		// supervisor hands it to the backends the same way.
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "db", EnvVars: []string{"POSTERCTL_DB"}, Usage: "store of every backend: postgres://user:password@host:5432/db, or a SQLite file (default <data-dir>/poster.db)", Destination: &cfg.DB}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address the backends listen on (0.0.0.0 to serve a load balancer on another machine)", Destination: &cfg.Host}),
+		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "no-lb", Usage: "run backends only, for a load balancer on another machine", Destination: &cfg.NoLB}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "remote-backend", Usage: "host:port of a backend on another machine for the load balancer (repeat for each)", Destination: &cfg.Remote}),
 		altsrc.NewStringFlag(runDirFlag(&cfg.RunDir)),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "on stop, how long children may drain before SIGKILL", Destination: &cfg.Grace}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "ready-timeout", Value: 30 * time.Second, Usage: "how long one start of a child may take to answer its health check", Destination: &cfg.ReadyTimeout}),
@@ -204,40 +283,52 @@ func childLogFormat(c *cli.Context, out *os.File) string {
 
 // clusterConfig turns the flags into the supervisor's children.
 func clusterConfig(cfg *upConfig, exe, logFormat, logLevel string, sink supervisor.LineSink) supervisor.Config {
-	env := []string{"POSTERCTL_LOG_FORMAT=" + logFormat, "POSTERCTL_LOG_LEVEL=" + logLevel}
+	env := []string{"POSTERCTL_LOG_FORMAT=" + logFormat, "POSTERCTL_LOG_LEVEL=" + logLevel,
+		// Through the environment, not argv: every local user can read a
+		// process's arguments, and a PostgreSQL URL may carry a password.
+		"POSTERCTL_DB=" + cfg.dbPath()}
 	var specs []supervisor.Spec
 	lbArgs := []string{"lb", "--port", strconv.Itoa(cfg.Port), "--health-port", strconv.Itoa(cfg.HealthPort),
 		"--drain-timeout", max(cfg.Grace, time.Millisecond).String()}
 	for i := range cfg.Backends {
 		port := cfg.BasePort + i
 		name := fmt.Sprintf("backend-%d", i+1)
+		addr := cfg.backendAddr(port)
 		specs = append(specs, supervisor.Spec{
-			Name: name,
-			Path: exe,
-			Args: []string{"backend", "--port", strconv.Itoa(port),
-				"--db", filepath.Join(cfg.DataDir, "poster.db"), "--name", name},
+			Name:     name,
+			Path:     exe,
+			Args:     []string{"backend", "--port", strconv.Itoa(port), "--host", cfg.Host, "--name", name},
 			Env:      env,
 			Port:     port,
-			ReadyURL: fmt.Sprintf("http://127.0.0.1:%d/healthz", port),
+			Addr:     addr,
+			ReadyURL: "http://" + addr + "/healthz",
 		})
-		lbArgs = append(lbArgs, "--backend", fmt.Sprintf("127.0.0.1:%d", port))
+		lbArgs = append(lbArgs, "--backend", addr)
 	}
-	health := fmt.Sprintf("http://127.0.0.1:%d/health", cfg.HealthPort)
-	specs = append(specs, supervisor.Spec{
-		Name: "lb", Path: exe, Args: lbArgs, Env: env,
-		Port: cfg.Port, Extra: []int{cfg.HealthPort},
-		ReadyURL: health, Stage: 1,
-	})
-	return supervisor.Config{
-		Specs:        specs,
+	remote, _ := cfg.remoteAddrs() // checked by Validate
+	for _, a := range remote {
+		lbArgs = append(lbArgs, "--backend", a)
+	}
+	out := supervisor.Config{
 		RunDir:       cfg.RunDir,
 		Restart:      cfg.Restart,
 		ReadyTimeout: cfg.ReadyTimeout,
 		Sink:         sink,
-		URL:          fmt.Sprintf("http://127.0.0.1:%d/", cfg.Port),
-		HealthURL:    health,
 		DataDir:      cfg.DataDir,
+		Store:        store.Redact(cfg.dbPath()),
+		Remote:       remote,
 	}
+	if !cfg.NoLB {
+		out.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/health", cfg.HealthPort)
+		out.URL = fmt.Sprintf("http://127.0.0.1:%d/", cfg.Port)
+		specs = append(specs, supervisor.Spec{
+			Name: "lb", Path: exe, Args: lbArgs, Env: env,
+			Port: cfg.Port, Extra: []int{cfg.HealthPort},
+			ReadyURL: out.HealthURL, Stage: 1,
+		})
+	}
+	out.Specs = specs
+	return out
 }
 
 // runUp is the supervisor: in the foreground, or as the detached process
@@ -258,7 +349,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 			return fail("up: "+err.Error(), 2)
 		}
 	}
-	if err := checkDataDir(cfg.DataDir); err != nil {
+	if err := checkDataDir(cfg.DataDir); err != nil && cfg.DB == "" {
 		return fail("up: "+err.Error(), 1)
 	}
 
@@ -306,8 +397,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	if err != nil {
 		return fail(startFailure(err, files), 1)
 	}
-	ready := fmt.Sprintf("cluster ready in %v: app %s, health %s, %d backends (supervisor pid %d, run dir %s)",
-		time.Since(begun).Round(time.Millisecond), scfg.URL, scfg.HealthURL, cfg.Backends, os.Getpid(), cfg.RunDir)
+	ready := readyLine(cfg, scfg, time.Since(begun))
 	log.Info().Dur("after", time.Since(begun)).Str("url", scfg.URL).Msg("cluster ready")
 	if !cfg.supervise {
 		fmt.Fprintln(os.Stdout, ready)
@@ -330,6 +420,19 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		<-sup.Stopped()
 		return cli.Exit("interrupted twice: killed every child", 130)
 	}
+}
+
+// readyLine is the one line `up` prints once the cluster serves.
+func readyLine(cfg *upConfig, scfg supervisor.Config, took time.Duration) string {
+	what := fmt.Sprintf("app %s, health %s, %d backends", scfg.URL, scfg.HealthURL, cfg.Backends)
+	if n := len(scfg.Remote); n > 0 {
+		what += fmt.Sprintf(" + %d remote", n)
+	}
+	if cfg.NoLB {
+		what = fmt.Sprintf("%d backends on %s ports %d-%d, no load balancer", cfg.Backends, cfg.Host, cfg.BasePort, cfg.BasePort+cfg.Backends-1)
+	}
+	return fmt.Sprintf("cluster ready in %v: %s, store %s (supervisor pid %d, run dir %s)",
+		took.Round(time.Millisecond), what, scfg.Store, os.Getpid(), cfg.RunDir)
 }
 
 // checkDataDir fails early, and without creating anything, for a data dir
@@ -447,9 +550,17 @@ func detach(c *cli.Context, cfg *upConfig) error {
 		"--ready-timeout", cfg.ReadyTimeout.String(),
 		"--restart-backoff-min", cfg.Restart.MinBackoff.String(), "--restart-backoff-max", cfg.Restart.MaxBackoff.String(),
 		"--restart-reset", cfg.Restart.ResetAfter.String(), "--restart-limit", strconv.Itoa(cfg.Restart.Limit),
-		"--restart-window", cfg.Restart.Window.String()}
+		"--restart-window", cfg.Restart.Window.String(), "--host", cfg.Host}
+	if cfg.NoLB {
+		args = append(args, "--no-lb")
+	}
+	for _, a := range cfg.Remote.Value() {
+		args = append(args, "--remote-backend", a)
+	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+	// The store through the environment, like the backends get it: argv is
+	// readable by every local user.
+	cmd.Env = append(os.Environ(), readyFDEnv+"=3", "POSTERCTL_DB="+cfg.DB)
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A session of its own: no terminal's signals or hang-up reach it.

@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,9 +42,9 @@ func TestUpConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := upConfig{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "./data",
-			RunDir: supervisor.DefaultRunDir(), Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second,
+			Host: "127.0.0.1", RunDir: supervisor.DefaultRunDir(), Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second,
 			Restart: supervisor.DefaultRestartPolicy()}
-		if *cfg != want {
+		if !sameConfig(*cfg, want) {
 			t.Fatalf("cfg = %+v\nwant  %+v", *cfg, want)
 		}
 	})
@@ -54,7 +56,7 @@ func TestUpConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg.Config = ""
-		if *cfg != *def {
+		if !sameConfig(*cfg, *def) {
 			t.Fatalf("configs/posterctl.yaml gives %+v\ndefaults are %+v", *cfg, *def)
 		}
 		text, _ := os.ReadFile(path)
@@ -75,6 +77,57 @@ func TestUpConfig(t *testing.T) {
 			t.Fatalf("cfg = %+v", cfg)
 		}
 	})
+	t.Run("RemoteOnly", func(t *testing.T) {
+		cfg, err := parseUp(t, "--backends", "0", "--remote-backend", "http://10.0.0.2:3001", "--remote-backend", "10.0.0.3:3001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		scfg := clusterConfig(cfg, "/bin/posterctl", "json", "info", nil)
+		if len(scfg.Specs) != 1 || scfg.Specs[0].Name != "lb" {
+			t.Fatalf("specs %+v, want the LB alone", scfg.Specs)
+		}
+		args := strings.Join(scfg.Specs[0].Args, " ")
+		if !strings.Contains(args, "--backend 10.0.0.2:3001 --backend 10.0.0.3:3001") {
+			t.Fatalf("lb args %q lack the remote backends", args)
+		}
+		if !slices.Equal(scfg.Remote, []string{"10.0.0.2:3001", "10.0.0.3:3001"}) {
+			t.Fatalf("remote %v", scfg.Remote)
+		}
+	})
+	t.Run("NoLBAndPostgres", func(t *testing.T) {
+		dsn := "postgres://poster:s3cr3t@db.internal:5432/poster"
+		cfg, err := parseUp(t, "--no-lb", "--host", "0.0.0.0", "--backends", "3", "--db", dsn,
+			"--port", "3001") // the LB's ports do not count without it
+		if err != nil {
+			t.Fatal(err)
+		}
+		scfg := clusterConfig(cfg, "/bin/posterctl", "json", "info", nil)
+		if len(scfg.Specs) != 3 || scfg.HealthURL != "" || scfg.URL != "" {
+			t.Fatalf("specs %+v health %q, want 3 backends and no LB", scfg.Specs, scfg.HealthURL)
+		}
+		b := scfg.Specs[2]
+		if got := strings.Join(b.Args, " "); got != "backend --port 3003 --host 0.0.0.0 --name backend-3" || strings.Contains(got, "s3cr3t") {
+			t.Fatalf("backend args %q", got)
+		}
+		if !slices.Contains(b.Env, "POSTERCTL_DB="+dsn) {
+			t.Fatalf("backend env %v lacks the store", b.Env)
+		}
+		if b.Addr != "127.0.0.1:3003" || b.ReadyURL != "http://127.0.0.1:3003/healthz" {
+			t.Fatalf("addr %q ready %q: a backend on 0.0.0.0 is checked on loopback", b.Addr, b.ReadyURL)
+		}
+		if scfg.Store != "postgres://poster:xxxxx@db.internal:5432/poster" {
+			t.Fatalf("store shown as %q", scfg.Store)
+		}
+		if line := readyLine(cfg, scfg, time.Second); strings.Contains(line, "s3cr3t") || !strings.Contains(line, "no load balancer") {
+			t.Fatalf("ready line %q", line)
+		}
+	})
+	t.Run("DBErrorHidesPassword", func(t *testing.T) {
+		_, err := parseUp(t, "--db", "postgres://u:s3cr3t@host:notaport/db")
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("EnvRunDir", func(t *testing.T) {
 		t.Setenv("POSTERCTL_RUN_DIR", "/somewhere")
 		cfg, err := parseUp(t)
@@ -87,6 +140,17 @@ func TestUpConfig(t *testing.T) {
 		want string
 	}{
 		"Backends":      {[]string{"--backends", "0"}, "--backends"},
+		"Backends65":    {[]string{"--backends", "65"}, "--backends"},
+		"RemoteNoLB":    {[]string{"--no-lb", "--remote-backend", "10.0.0.2:3001"}, "--no-lb"},
+		"ZeroNoLB":      {[]string{"--no-lb", "--backends", "0"}, "nothing to run"},
+		"RemoteBad":     {[]string{"--remote-backend", "10.0.0.2"}, "host:port"},
+		"RemotePort":    {[]string{"--remote-backend", "10.0.0.2:0"}, "1 to 65535"},
+		"RemoteScheme":  {[]string{"--remote-backend", "https://10.0.0.2:3001"}, "scheme"},
+		"RemoteTwice":   {[]string{"--remote-backend", "10.0.0.2:3001", "--remote-backend", "http://10.0.0.2:3001"}, "twice"},
+		"RemoteIsLocal": {[]string{"--remote-backend", "127.0.0.1:3002"}, "local backends"},
+		"Host":          {[]string{"--host", "example.com"}, "--host"},
+		"DBScheme":      {[]string{"--db", "mysql://u:pw@h/db"}, "scheme"},
+		"DBEmptyHost":   {[]string{"--db", "postgres://u:s3cr3t@:badport/db"}, "--db"},
 		"PortRange":     {[]string{"--port", "70000"}, "--port"},
 		"SamePorts":     {[]string{"--port", "4000"}, "must differ"},
 		"Collide":       {[]string{"--health-port", "3002"}, "collides"},
@@ -111,6 +175,16 @@ func TestUpConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameConfig compares two configs; the remote backends by value, since a
+// cli.StringSlice also records whether it was set.
+func sameConfig(a, b upConfig) bool {
+	if !slices.Equal(a.Remote.Value(), b.Remote.Value()) {
+		return false
+	}
+	a.Remote, b.Remote = cli.StringSlice{}, cli.StringSlice{}
+	return reflect.DeepEqual(a, b)
 }
 
 func writeConfig(t *testing.T, content string) string {

@@ -449,12 +449,20 @@ func TestBadInput(t *testing.T) {
 		"MissingConfig":    {[]string{"--config", filepath.Join(file, "x.yaml")}, "config"},
 		"BadConfigType":    {[]string{"--config", writeFile(t, "backends: many\n")}, "backends"},
 		"RunDirOpen":       {[]string{"--run-dir", openDir(t)}, "mode 0755"},
+		"RemoteWithNoLB":   {[]string{"--no-lb", "--remote-backend", "127.0.0.1:1"}, "cannot go with --no-lb"},
+		"BadRemote":        {[]string{"--remote-backend", "127.0.0.1"}, "want host:port"},
+		"NoBackendsNoLB":   {[]string{"--no-lb", "--backends", "0"}, "nothing to run"},
+		"BadHost":          {[]string{"--host", "nowhere"}, "--host"},
+		"BadDB":            {[]string{"--db", "postgres://u:Sekr1tPw@h:x/db"}, "--db"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, mode := range [][]string{{"up"}, {"up", "-d"}} {
 				out, errOut, code := c.run(10*time.Second, append(append(mode, c.flags()...), tc.args...)...)
 				if code == 0 || !strings.Contains(out+errOut, tc.want) {
 					t.Fatalf("%v: exit %d, want non-zero and %q:\n%s%s", mode, code, tc.want, out, errOut)
+				}
+				if strings.Contains(out+errOut, "Sekr1tPw") {
+					t.Fatalf("%v: the password is in the output:\n%s%s", mode, out, errOut)
 				}
 			}
 			if _, err := os.Stat(filepath.Join(c.runDir, supervisor.SocketName)); !errors.Is(err, os.ErrNotExist) {
