@@ -5,61 +5,143 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/shirou/gopsutil/v3/process"
-
 	"github.com/posterctl/posterctl/internal/clitest"
 )
 
 // BenchmarkLoadBalancer measures, in one run, throughput and latency straight
-// to one backend and through `posterctl lb` in front of two, with the same
-// load generator: 64 keep-alive connections sending GETs for a small fixed
-// JSON body. Backends and the balancer are separate processes (the backends
-// are this test binary re-run as helpers, the balancer is the built posterctl
-// binary, logging its access lines to a file as under the supervisor). The
-// two runs alternate in slices, so a neighbour's load on this shared machine
-// weighs on both alike; the ratio is taken from the same run.
+// to one backend, through `posterctl lb` in front of two, and through nginx
+// and HAProxy in front of the same two when they are installed (see
+// refbench_test.go), with the same load generator: 64 keep-alive connections
+// sending GETs for a small fixed JSON body. Backends and balancers are
+// separate processes (the backends are this test binary re-run as helpers,
+// the balancer is the built posterctl binary, logging its access lines to a
+// file as under the supervisor). The targets take turns in slices, in a
+// rotating order, so a neighbour's load on this shared machine weighs on all
+// alike; the ratios are taken from the same run.
+//
+// The load generator shares the two cores with everything it measures, so
+// its own cost per request is printed too. POSTERCTL_BENCH_LOADGEN=wrk
+// switches from the Go generator to wrk (a fixed time per slice) for a
+// second opinion; POSTERCTL_BENCH_ACCESSLOG=off turns every balancer's access
+// log off.
 func BenchmarkLoadBalancer(b *testing.B) {
 	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
 	startHelperBackend(b, addrA, "a")
 	startHelperBackend(b, addrB, "b")
 	lbPort, healthPort := clitest.FreePort(b), clitest.FreePort(b)
-	lb := startLBProcess(b, bin, "--log-format", "json", "lb",
+	lbArgs := []string{"--log-format", "json"}
+	if !benchAccessLog() {
+		lbArgs = append(lbArgs, "--log-level", "warn") // access lines are info
+	}
+	lbArgs = append(lbArgs, "lb",
 		"--host", "127.0.0.1", "--port", strconv.Itoa(lbPort), "--health-port", strconv.Itoa(healthPort),
 		"--backend", addrA, "--backend", "http://"+addrB)
-	lbAddr := "127.0.0.1:" + strconv.Itoa(lbPort)
+	lb := startLBProcess(b, bin, lbArgs...)
+	targets := []*benchTarget{
+		{name: "direct", addr: addrA},
+		{name: "lb", addr: "127.0.0.1:" + strconv.Itoa(lbPort), cpu: func() float64 { return treeCPU(int32(lb.Pid)) }},
+	}
+	for _, ref := range []struct {
+		name, bin string
+		start     func(*testing.B, ...string) (string, func() float64)
+	}{{"nginx", nginxBin, startNginx}, {"haproxy", haproxyBin, startHAProxy}} {
+		if _, err := os.Stat(ref.bin); err != nil {
+			b.Logf("reference %s skipped: %s not installed", ref.name, ref.bin)
+			continue
+		}
+		addr, cpu := ref.start(b, addrA, addrB)
+		targets = append(targets, &benchTarget{name: ref.name, addr: addr, cpu: cpu})
+	}
+	genName := "go"
+	var wrk *wrkGen
+	if os.Getenv("POSTERCTL_BENCH_LOADGEN") == "wrk" {
+		if _, err := os.Stat(wrkBin); err != nil {
+			b.Fatalf("POSTERCTL_BENCH_LOADGEN=wrk: %s not installed", wrkBin)
+		}
+		wrk, genName = &wrkGen{threads: runtime.NumCPU(), per: time.Second}, "wrk"
+	}
+	logs := "on"
+	if !benchAccessLog() {
+		logs = "off"
+	}
 
 	var last string
 	b.Run("GET-64conns", func(b *testing.B) {
 		const slices = 4
-		var direct, viaLB loadResult
+		res := make([]loadResult, len(targets))
 		per := max(1, b.N/slices)
-		for range slices {
-			direct.add(runLoad(b, addrA, per, nil))
-			viaLB.add(runLoad(b, lbAddr, per, lb))
+		for s := range slices {
+			for i := range targets {
+				k := (i + s) % len(targets)
+				t := targets[k]
+				cpu0 := 0.0
+				if t.cpu != nil {
+					cpu0 = t.cpu()
+				}
+				var r loadResult
+				if wrk != nil {
+					r = wrk.run(b, t.addr)
+				} else {
+					r = runLoad(b, t.addr, per)
+				}
+				if t.cpu != nil {
+					r.cpu = t.cpu() - cpu0
+				}
+				res[k].add(r)
+			}
 		}
-		d, l := direct.summary(), viaLB.summary()
-		ratio := l.rps / d.rps
-		b.ReportMetric(d.rps, "direct-req/s")
-		b.ReportMetric(float64(d.p50.Microseconds()), "direct-p50-µs")
-		b.ReportMetric(float64(d.p99.Microseconds()), "direct-p99-µs")
-		b.ReportMetric(l.rps, "lb-req/s")
-		b.ReportMetric(float64(l.p50.Microseconds()), "lb-p50-µs")
-		b.ReportMetric(float64(l.p99.Microseconds()), "lb-p99-µs")
-		b.ReportMetric(l.cpuPerReq, "lb-cpu-µs/req")
-		b.ReportMetric(ratio, "ratio-lb/direct")
-		last = fmt.Sprintf("lb-bench: 64 conns, GET small JSON, %d requests each | direct %.0f req/s p50 %v p99 %v | via lb %.0f req/s p50 %v p99 %v, lb cpu %.1f µs/req | ratio lb/direct %.2f",
-			len(l.lats), d.rps, d.p50, d.p99, l.rps, l.p50, l.p99, l.cpuPerReq, ratio)
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "lb-bench: %s generator, 64 conns, GET small JSON, access logs %s\n", genName, logs)
+		sum := make(map[string]loadResult, len(targets))
+		for k, t := range targets {
+			r := res[k].summary()
+			sum[t.name] = r
+			b.ReportMetric(r.rps, t.name+"-req/s")
+			b.ReportMetric(float64(r.p50.Microseconds()), t.name+"-p50-µs")
+			b.ReportMetric(float64(r.p99.Microseconds()), t.name+"-p99-µs")
+			fmt.Fprintf(&sb, "  %-8s %7.0f req/s  p50 %6dµs  p99 %6dµs", t.name, r.rps, r.p50.Microseconds(), r.p99.Microseconds())
+			if t.cpu != nil {
+				b.ReportMetric(r.cpuPerReq, t.name+"-cpu-µs/req")
+				fmt.Fprintf(&sb, "  proxy cpu %5.1f µs/req", r.cpuPerReq)
+			} else {
+				fmt.Fprintf(&sb, "  %22s", "")
+			}
+			fmt.Fprintf(&sb, "  generator cpu %4.1f µs/req  (%d requests)\n", r.genCPUPerReq, r.n)
+		}
+		sb.WriteString("  ratios:")
+		d := sum["direct"].rps
+		for _, t := range targets[1:] {
+			ratio := sum[t.name].rps / d
+			b.ReportMetric(ratio, "ratio-"+t.name+"/direct")
+			fmt.Fprintf(&sb, " %s/direct %.2f", t.name, ratio)
+		}
+		for _, ref := range targets[2:] {
+			ratio := sum["lb"].rps / sum[ref.name].rps
+			b.ReportMetric(ratio, "ratio-lb/"+ref.name)
+			fmt.Fprintf(&sb, " lb/%s %.2f", ref.name, ratio)
+		}
+		last = sb.String()
 	})
 	fmt.Println(last) // the final round's figures, once
+}
+
+// benchTarget is one address the load generator measures; cpu, when set,
+// is the CPU seconds used so far by the process(es) behind it.
+type benchTarget struct {
+	name string
+	addr string
+	cpu  func() float64
 }
 
 // startLBProcess runs the balancer binary with its log in a file and waits for
@@ -112,21 +194,27 @@ func startLBProcess(b *testing.B, bin string, args ...string) *os.Process {
 
 // loadResult accumulates slices of one kind of run.
 type loadResult struct {
-	n       int
-	elapsed time.Duration
-	cpu     float64 // seconds of the balancer's CPU
-	lats    []time.Duration
+	n          int
+	elapsed    time.Duration
+	cpu        float64 // seconds of the balancer's CPU
+	genCPU     float64 // seconds of the load generator's CPU
+	lats       []time.Duration
+	p50s, p99s []time.Duration // per slice, from a generator that gives only percentiles
 
-	rps       float64
-	p50, p99  time.Duration
-	cpuPerReq float64 // µs of the balancer's CPU per request
+	rps          float64
+	p50, p99     time.Duration
+	cpuPerReq    float64 // µs of the balancer's CPU per request
+	genCPUPerReq float64 // µs of the generator's CPU per request
 }
 
 func (r *loadResult) add(s loadResult) {
 	r.n += s.n
 	r.elapsed += s.elapsed
 	r.cpu += s.cpu
+	r.genCPU += s.genCPU
 	r.lats = append(r.lats, s.lats...)
+	r.p50s = append(r.p50s, s.p50s...)
+	r.p99s = append(r.p99s, s.p99s...)
 }
 
 func (r loadResult) summary() loadResult {
@@ -135,27 +223,25 @@ func (r loadResult) summary() loadResult {
 	}
 	r.rps = float64(r.n) / r.elapsed.Seconds()
 	r.cpuPerReq = r.cpu * 1e6 / float64(r.n)
+	r.genCPUPerReq = r.genCPU * 1e6 / float64(r.n)
 	slices.Sort(r.lats)
 	if len(r.lats) > 0 {
 		r.p50, r.p99 = r.lats[len(r.lats)/2], r.lats[len(r.lats)*99/100]
+	} else if len(r.p50s) > 0 {
+		slices.Sort(r.p50s)
+		slices.Sort(r.p99s)
+		r.p50, r.p99 = r.p50s[len(r.p50s)/2], r.p99s[len(r.p99s)/2]
 	}
 	return r
 }
 
 // runLoad sends n GETs to addr over 64 connections, each a goroutine with
-// its own keep-alive connection, and measures them; cpuOf, if set, is the
-// process whose CPU time is counted.
-func runLoad(b *testing.B, addr string, n int, cpuOf *os.Process) loadResult {
+// its own keep-alive connection, and measures them, with the CPU this
+// process (the generator) spent.
+func runLoad(b *testing.B, addr string, n int) loadResult {
 	const conns = 64
 	req := []byte("GET /api/posts/1 HTTP/1.1\r\nHost: poster\r\nUser-Agent: posterctl-bench\r\nAccept: application/json\r\n\r\n")
-	var proc *process.Process
-	cpu0 := 0.0
-	if cpuOf != nil {
-		proc, _ = process.NewProcess(int32(cpuOf.Pid))
-		if t, err := proc.Times(); err == nil {
-			cpu0 = t.User + t.System
-		}
-	}
+	gen0 := selfCPU()
 	var (
 		next atomic.Int64
 		mu   sync.Mutex
@@ -189,11 +275,14 @@ func runLoad(b *testing.B, addr string, n int, cpuOf *os.Process) loadResult {
 		}()
 	}
 	wg.Wait()
-	r := loadResult{n: n, elapsed: time.Since(start), lats: lats}
-	if proc != nil {
-		if t, err := proc.Times(); err == nil {
-			r.cpu = t.User + t.System - cpu0
-		}
+	return loadResult{n: n, elapsed: time.Since(start), lats: lats, genCPU: selfCPU() - gen0}
+}
+
+// selfCPU is the user+system CPU seconds of this process.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
 	}
-	return r
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
