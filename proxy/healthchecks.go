@@ -15,9 +15,9 @@ type ProbeFunc func(ctx context.Context, b *Backend) error
 
 // HealthChecker probes every backend in the background, never on the request
 // path. It owns one goroutine per backend, so a hung backend's 1 s timeout
-// does not delay the others; Close stops and waits for all of them.
+// does not delay the others; Remove stops one, Close stops and waits for all.
 type HealthChecker struct {
-	pool  []*Backend
+	pool  []*Backend // probed from Start on
 	cfg   *Config
 	probe ProbeFunc
 	// onChange is called once per state change, to log it and count it.
@@ -27,6 +27,10 @@ type HealthChecker struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	loops   map[*Backend]context.CancelFunc
+	started bool
 }
 
 // NewHealthChecker prepares a checker; probe nil means GET /healthz over HTTP.
@@ -42,23 +46,58 @@ func NewHealthChecker(cfg *Config, pool []*Backend, probe ProbeFunc, onChange fu
 		onChange = func(*Backend, Transition, error, string) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &HealthChecker{pool: pool, cfg: cfg, probe: probe, onChange: onChange, closeIdle: closeIdle, ctx: ctx, cancel: cancel}
+	return &HealthChecker{pool: pool, cfg: cfg, probe: probe, onChange: onChange, closeIdle: closeIdle,
+		ctx: ctx, cancel: cancel, loops: make(map[*Backend]context.CancelFunc)}
 }
 
-// Start launches the probe loops.
+// Start launches the probe loops of the backends given to NewHealthChecker.
 func (h *HealthChecker) Start() {
+	h.mu.Lock()
+	h.started = true
+	h.mu.Unlock()
 	for _, b := range h.pool {
-		h.wg.Add(1)
-		go func() {
-			defer h.wg.Done()
-			h.loop(b)
-		}()
+		h.Add(b)
+	}
+}
+
+// Add starts probing b (a backend that joined at run time); the first probe
+// is at once. Before Start it only queues b; after Close, or for a backend
+// already probed, it does nothing.
+func (h *HealthChecker) Add(b *Backend) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ctx.Err() != nil || h.loops[b] != nil {
+		return
+	}
+	if !h.started {
+		h.pool = append(h.pool, b)
+		return
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	h.loops[b] = cancel
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.loop(ctx, b)
+	}()
+}
+
+// Remove stops probing b, without waiting for a probe under way: its result
+// is dropped.
+func (h *HealthChecker) Remove(b *Backend) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cancel := h.loops[b]; cancel != nil {
+		cancel()
+		delete(h.loops, b)
 	}
 }
 
 // Close stops the loops and waits for them; it is safe to call twice.
 func (h *HealthChecker) Close() {
+	h.mu.Lock()
 	h.cancel()
+	h.mu.Unlock()
 	h.wg.Wait()
 	h.closeIdle()
 }
@@ -66,27 +105,27 @@ func (h *HealthChecker) Close() {
 // loop ticks at the short down interval and lets dueForProbe decide, so a
 // backend ejected by the request path is re-probed within 250 ms instead of
 // waiting out the rest of a 1 s period.
-func (h *HealthChecker) loop(b *Backend) {
+func (h *HealthChecker) loop(ctx context.Context, b *Backend) {
 	tick := time.NewTicker(h.cfg.HealthDownInterval)
 	defer tick.Stop()
 	for {
 		if b.dueForProbe(time.Now(), h.cfg.HealthInterval, h.cfg.HealthDownInterval) {
-			h.check(b)
+			h.check(ctx, b)
 		}
 		select {
-		case <-h.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
 }
 
-func (h *HealthChecker) check(b *Backend) {
-	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.HealthTimeout)
+func (h *HealthChecker) check(loopCtx context.Context, b *Backend) {
+	ctx, cancel := context.WithTimeout(loopCtx, h.cfg.HealthTimeout)
 	err := h.probe(ctx, b)
 	cancel()
-	if h.ctx.Err() != nil {
-		return // shutting down: the failure is ours, not the backend's
+	if loopCtx.Err() != nil {
+		return // stopping: the failure is ours, not the backend's
 	}
 	if t := b.RecordProbe(err, time.Now(), h.cfg.HealthFailThreshold, h.cfg.HealthPassThreshold); t != NoChange {
 		h.onChange(b, t, err, "probe")

@@ -59,8 +59,16 @@ func ParseBackend(s string) (string, error) {
 type Backend struct {
 	addr  string // host:port
 	index int    // position in the pool, for the per-request tried set
+	// up is the connection pool to this backend, set when it joins a
+	// Server; it lives and dies with the backend, so a set change needs no
+	// second table kept in step with the pool.
+	up *upstream
 
+	// serving is healthy && !draining, kept in one word so the request path
+	// decides with a single load.
+	serving  atomic.Bool
 	healthy  atomic.Bool
+	draining atomic.Bool
 	inFlight atomic.Int64
 	requests atomic.Uint64
 	failures atomic.Uint64
@@ -73,6 +81,8 @@ type Backend struct {
 	lastCheck   time.Time
 	lastErr     string
 	lastProbeAt time.Time
+
+	stats backendStats
 }
 
 // NewBackend returns a backend that starts out available: until a probe says
@@ -80,14 +90,66 @@ type Backend struct {
 func NewBackend(addr string, index int) *Backend {
 	b := &Backend{addr: addr, index: index}
 	b.healthy.Store(true)
+	b.serving.Store(true)
 	return b
+}
+
+// newJoiningBackend returns a backend added at run time: unlike one given at
+// start-up it waits for its health check to pass, because a caller that adds
+// a backend and sees it take traffic must be able to trust that it answers.
+func newJoiningBackend(addr string, index int) *Backend {
+	return &Backend{addr: addr, index: index}
 }
 
 // Addr is the backend's host:port.
 func (b *Backend) Addr() string { return b.addr }
 
 // Available reports whether the balancer may send new requests here.
-func (b *Backend) Available() bool { return b.healthy.Load() }
+func (b *Backend) Available() bool { return b.serving.Load() }
+
+// Draining reports whether the backend is kept from new requests on purpose.
+func (b *Backend) Draining() bool { return b.draining.Load() }
+
+// InFlight is the number of requests the backend is serving now.
+func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
+
+// Backend states as reported by /health, the admin API and the dashboard.
+const (
+	StateHealthy  = "healthy"
+	StateDown     = "down"
+	StateDraining = "draining"
+)
+
+// State is the backend's state as one word; draining wins over health,
+// because a draining backend gets no new requests whatever its probes say.
+func (b *Backend) State() string {
+	switch {
+	case b.draining.Load():
+		return StateDraining
+	case b.healthy.Load():
+		return StateHealthy
+	}
+	return StateDown
+}
+
+// setHealthy must be called with mu held.
+func (b *Backend) setHealthy(v bool) {
+	b.healthy.Store(v)
+	b.serving.Store(v && !b.draining.Load())
+}
+
+// SetDraining takes the backend out of rotation (true) or lets it back in
+// (false, where it serves as soon as it is healthy). It reports whether the
+// state changed. Health checks never undo a drain.
+func (b *Backend) SetDraining(v bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.draining.Swap(v) == v {
+		return false
+	}
+	b.serving.Store(!v && b.healthy.Load())
+	return true
+}
 
 // Transition is a change of a backend's availability.
 type Transition int
@@ -128,7 +190,7 @@ func (b *Backend) RecordProbe(err error, at time.Time, failThreshold, passThresh
 		b.probeFail++
 		if b.probeFail >= failThreshold {
 			b.probeFail = 0
-			b.healthy.Store(false)
+			b.setHealthy(false)
 			return WentDown
 		}
 		return NoChange
@@ -141,7 +203,7 @@ func (b *Backend) RecordProbe(err error, at time.Time, failThreshold, passThresh
 	b.consecOK++
 	if b.consecOK >= passThreshold {
 		b.consecOK = 0
-		b.healthy.Store(true)
+		b.setHealthy(true)
 		return WentUp
 	}
 	return NoChange
@@ -155,7 +217,8 @@ func (b *Backend) Eject(err error) Transition {
 	b.lastErr = err.Error()
 	b.consecOK = 0
 	b.probeFail = 0
-	if b.healthy.Swap(false) {
+	if b.healthy.Load() {
+		b.setHealthy(false)
 		return WentDown
 	}
 	return NoChange
@@ -200,6 +263,7 @@ func (b *Backend) dueForProbe(now time.Time, interval, downInterval time.Duratio
 // BackendStatus is a backend's entry in GET /health.
 type BackendStatus struct {
 	Address             string     `json:"address"`
+	State               string     `json:"state"`
 	Healthy             bool       `json:"healthy"`
 	InFlight            int64      `json:"in_flight"`
 	Requests            uint64     `json:"requests"`
@@ -215,6 +279,7 @@ func (b *Backend) Status() BackendStatus {
 	defer b.mu.Unlock()
 	s := BackendStatus{
 		Address:             b.addr,
+		State:               b.State(),
 		Healthy:             b.healthy.Load(),
 		InFlight:            b.inFlight.Load(),
 		Requests:            b.requests.Load(),

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,9 +20,38 @@ type metrics struct {
 	duration  prometheus.Histogram
 	// codes holds status labels, so the request path does not format them.
 	codes [600]string
+	// unserved counts answers no backend was tried for (503: none
+	// available); the dashboard shows them beside the backends' own counts.
+	unserved atomic.Uint64
 }
 
-func newMetrics(pool []*Backend) *metrics {
+// backendCollector reports per-backend gauges for whatever the set is at
+// scrape time, so a set change needs no registration.
+type backendCollector struct {
+	backends func() []*Backend
+	up       *prometheus.Desc
+	inFlight *prometheus.Desc
+}
+
+func (c backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.up
+	ch <- c.inFlight
+}
+
+func (c backendCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, b := range c.backends() {
+		up := 0.0
+		if b.Available() {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up, b.addr)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(b.inFlight.Load()), b.addr)
+	}
+}
+
+// newMetrics registers the balancer's metrics; backends is called at each
+// scrape for the backends to report.
+func newMetrics(backends func() []*Backend) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -51,28 +81,31 @@ func newMetrics(pool []*Backend) *metrics {
 	}
 	m.reg.MustRegister(m.requests, m.retries, m.ejections, m.inFlight, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, b := range pool {
-		b := b
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name:        "posterctl_lb_backend_up",
-			Help:        "1 when the backend is in rotation, else 0.",
-			ConstLabels: prometheus.Labels{"backend": b.addr},
-		}, func() float64 {
-			if b.Available() {
-				return 1
-			}
-			return 0
-		}))
+	m.reg.MustRegister(backendCollector{
+		backends: backends,
+		up: prometheus.NewDesc("posterctl_lb_backend_up",
+			"1 when the backend is in rotation (healthy and not draining), else 0.", []string{"backend"}, nil),
+		inFlight: prometheus.NewDesc("posterctl_lb_backend_in_flight_requests",
+			"Requests the backend is serving now.", []string{"backend"}, nil),
+	})
+	for _, b := range backends() {
 		m.ejections.WithLabelValues(b.addr)
 	}
 	return m
 }
 
-func (m *metrics) observe(backend string, status int, d time.Duration) {
+// observe counts one answered request; b is the backend of its last attempt,
+// nil when none was tried. The backend's own counters feed the dashboard.
+func (m *metrics) observe(b *Backend, backend string, status int, d time.Duration) {
 	code := "other"
 	if status >= 0 && status < len(m.codes) {
 		code = m.codes[status]
 	}
 	m.requests.WithLabelValues(backend, code).Inc()
 	m.duration.Observe(d.Seconds())
+	if b != nil {
+		b.stats.observe(status, d)
+	} else {
+		m.unserved.Add(1)
+	}
 }

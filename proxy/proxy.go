@@ -26,8 +26,7 @@ import (
 // upgrades, flushing streams) are done here and covered by tests.
 type Proxy struct {
 	cfg      *Config
-	pool     []*Backend
-	ups      []*upstream // by backend index
+	pool     *backendSet // swapped whole when the set changes; see pool.go
 	selector Selector
 	metrics  *metrics
 	log      zerolog.Logger
@@ -38,7 +37,7 @@ type Proxy struct {
 }
 
 // newProxy builds the handler. cfg must have defaults set.
-func newProxy(cfg *Config, pool []*Backend, m *metrics, logger zerolog.Logger, onChange func(*Backend, Transition, error, string)) *Proxy {
+func newProxy(cfg *Config, pool *backendSet, m *metrics, logger zerolog.Logger, onChange func(*Backend, Transition, error, string)) *Proxy {
 	var seed [4]byte
 	_, _ = rand.Read(seed[:])
 	p := &Proxy{
@@ -50,17 +49,7 @@ func newProxy(cfg *Config, pool []*Backend, m *metrics, logger zerolog.Logger, o
 		onChange: onChange,
 		idPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
-	for _, b := range pool {
-		p.ups = append(p.ups, newUpstream(b.addr, cfg))
-	}
 	return p
-}
-
-// Close drops idle backend connections.
-func (p *Proxy) Close() {
-	for _, u := range p.ups {
-		u.close()
-	}
 }
 
 func (p *Proxy) newID() string {
@@ -129,8 +118,9 @@ func (p *Proxy) forward(x *exchange) {
 	var tried Tried
 	reached := false
 	var lastErr error
+	pool := p.pool.load()
 	for {
-		b := p.selector.Select(p.pool, tried)
+		b := p.selector.Select(pool, tried)
 		if b == nil {
 			break
 		}
@@ -152,7 +142,7 @@ func (p *Proxy) forward(x *exchange) {
 		}
 
 		b.inFlight.Add(1)
-		ustream, sent, err := p.ups[b.index].roundTrip(out, &ctx.Response, head)
+		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head)
 		if err == nil {
 			b.recordSuccess()
 			x.holding = b
@@ -267,7 +257,7 @@ func (x *exchange) finish() {
 	if x.backend != nil {
 		addr = x.backend.addr
 	}
-	p.metrics.observe(addr, x.status, d)
+	p.metrics.observe(x.backend, addr, x.status, d)
 	ev := p.log.Info()
 	if x.errMsg != "" {
 		ev = ev.Str("error", x.errMsg)

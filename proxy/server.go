@@ -8,9 +8,10 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
-	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
@@ -32,15 +33,31 @@ func (z zerologWriter) Write(b []byte) (int, error) {
 type Server struct {
 	cfg     Config
 	log     zerolog.Logger
-	pool    []*Backend
+	set     backendSet
 	metrics *metrics
 	proxy   *Proxy
 	checker *HealthChecker
+	events  *eventLog
+	pid     int
+	started time.Time
+
+	// mu orders changes of the set (admin calls, the reaper); the request
+	// path never takes it.
+	mu      sync.Mutex
+	leaving []leavingBackend
+
+	// statsMu guards the per-second history the dashboard draws.
+	statsMu      sync.Mutex
+	history      map[*Backend]*series
+	totalHistory series
+	lastUnserved uint64
 
 	srv          *fasthttp.Server
 	healthSrv    *http.Server
 	ln, healthLn net.Listener
 	wg           sync.WaitGroup
+	bgCtx        context.Context
+	bgCancel     context.CancelFunc
 	closeOnce    sync.Once
 	closeErr     error
 }
@@ -53,14 +70,20 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: logger}
+	s := &Server{cfg: cfg, log: logger, events: newEventLog(200), pid: os.Getpid(),
+		history: make(map[*Backend]*series)}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	pool := make([]*Backend, 0, len(addrs))
 	for i, a := range addrs {
-		s.pool = append(s.pool, NewBackend(a, i))
+		b := NewBackend(a, i)
+		b.up = newUpstream(a, &s.cfg)
+		pool = append(pool, b)
 	}
-	s.metrics = newMetrics(s.pool)
+	s.set.store(pool)
+	s.metrics = newMetrics(s.everyBackend)
 	onChange := s.stateChanged
-	s.proxy = newProxy(&s.cfg, s.pool, s.metrics, logger, onChange)
-	s.checker = NewHealthChecker(&s.cfg, s.pool, probe, onChange)
+	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
+	s.checker = NewHealthChecker(&s.cfg, pool, probe, onChange)
 
 	s.srv = &fasthttp.Server{
 		Handler: s.proxy.Handle,
@@ -87,6 +110,8 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.serveHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.adminRoutes(mux)
+	s.dashboardRoutes(mux)
 	s.healthSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -107,9 +132,21 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 		ev = ev.Str("error", err.Error())
 	}
 	ev.Str("backend", b.addr).Str("state", t.String()).Str("via", via).Msg("backend " + t.String())
+	kind, detail := EventUp, "health checks pass"
+	if t == WentDown {
+		kind, detail = EventDown, "health checks fail"
+		if via == "request" {
+			detail = "a request to it failed"
+		}
+		if err != nil {
+			detail += ": " + err.Error()
+		}
+	}
+	s.events.add(b.addr, kind, detail)
 }
 
-// Open listens on both ports, then serves in the background.
+// Open listens on both ports (with SO_REUSEPORT, so a new balancer can bind
+// them beside this one), then serves in the background.
 func (s *Server) Open() error {
 	ln, err := listen(s.cfg.Listen)
 	if err != nil {
@@ -120,9 +157,21 @@ func (s *Server) Open() error {
 		ln.Close()
 		return fmt.Errorf("health port: %w", err)
 	}
+	s.Serve(ln, hln)
+	return nil
+}
+
+// Serve serves on listeners made elsewhere (inherited from a parent, see
+// FileListener) and takes ownership of them; Close closes them.
+func (s *Server) Serve(ln, hln net.Listener) {
 	s.ln, s.healthLn = ln, hln
+	s.started = time.Now()
 	s.checker.Start()
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.background()
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.srv.Serve(ln); err != nil {
@@ -135,18 +184,26 @@ func (s *Server) Open() error {
 			s.log.Error().Err(err).Str("addr", hln.Addr().String()).Msg("serve health")
 		}
 	}()
-	return nil
 }
 
-func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("listen on %s: address already in use", addr)
+// background lets go of removed backends once drained, and samples the
+// counters once a second for the dashboard.
+func (s *Server) background() {
+	reap := time.NewTicker(reapAfter / 2)
+	defer reap.Stop()
+	sample := time.NewTicker(time.Second)
+	defer sample.Stop()
+	s.sample(time.Now())
+	for {
+		select {
+		case <-s.bgCtx.Done():
+			return
+		case now := <-reap.C:
+			s.reap(now)
+		case now := <-sample.C:
+			s.sample(now)
 		}
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return ln, nil
 }
 
 // Addr is the proxy's listening address (useful with port 0).
@@ -155,15 +212,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // HealthAddr is the health port's listening address.
 func (s *Server) HealthAddr() string { return s.healthLn.Addr().String() }
 
-// Backends returns the pool, for status reports and tests.
-func (s *Server) Backends() []*Backend { return s.pool }
-
 // Close stops accepting on both ports and waits, until ctx ends, for
 // in-flight requests; then it stops the health checker. Safe to call twice.
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		if s.ln == nil {
 			s.checker.Close()
+			s.closeUpstreams()
 			return
 		}
 		var wg sync.WaitGroup
@@ -183,9 +238,10 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}()
 		wg.Wait()
+		s.bgCancel()
 		s.wg.Wait()
 		s.checker.Close()
-		s.proxy.Close()
+		s.closeUpstreams()
 		if err := errors.Join(errs...); err != nil {
 			s.closeErr = fmt.Errorf("drain: %w", err)
 		}
@@ -193,30 +249,46 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
+// closeUpstreams drops the idle connections to every backend.
+func (s *Server) closeUpstreams() {
+	for _, b := range s.everyBackend() {
+		b.up.close()
+	}
+}
+
 // Health is the body of GET /health.
 type Health struct {
-	Status   string          `json:"status"`
+	Status string `json:"status"`
+	// PID tells which balancer answered when two generations share the
+	// ports during a restart.
+	PID      int             `json:"pid"`
 	Backends []BackendStatus `json:"backends"`
 }
 
-// Health reports overall and per-backend state.
+// Health reports overall and per-backend state. A draining backend is left
+// out on purpose, so it does not make the status "degraded"; the status is
+// "ok" when every other backend is in rotation, "down" when none is.
 func (s *Server) Health() Health {
-	h := Health{Backends: make([]BackendStatus, 0, len(s.pool))}
-	up := 0
-	for _, b := range s.pool {
+	all := s.everyBackend()
+	h := Health{PID: s.pid, Backends: make([]BackendStatus, 0, len(all))}
+	up, counted := 0, 0
+	for _, b := range all {
 		st := b.Status()
-		if st.Healthy {
-			up++
+		if st.State != StateDraining {
+			counted++
+			if st.State == StateHealthy {
+				up++
+			}
 		}
 		h.Backends = append(h.Backends, st)
 	}
 	switch {
-	case up == len(s.pool):
-		h.Status = "ok"
-	case up > 0:
-		h.Status = "degraded"
-	default:
+	case up == 0:
 		h.Status = "down"
+	case up == counted:
+		h.Status = "ok"
+	default:
+		h.Status = "degraded"
 	}
 	return h
 }

@@ -29,8 +29,9 @@ func (p *Proxy) upgrade(x *exchange) {
 
 	var tried Tried
 	var lastErr error
+	pool := p.pool.load()
 	for {
-		b := p.selector.Select(p.pool, tried)
+		b := p.selector.Select(pool, tried)
 		if b == nil {
 			p.fail(x, fasthttp.StatusServiceUnavailable, "no backend available", lastErr)
 			return
@@ -39,7 +40,7 @@ func (p *Proxy) upgrade(x *exchange) {
 		x.attempts++
 		x.backend = b
 		b.requests.Add(1)
-		u := p.ups[b.index]
+		u := b.up
 		conn, err := u.dialer.Dial("tcp", u.addr)
 		if err != nil {
 			lastErr = err

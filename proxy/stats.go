@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Latency is kept per backend in a fixed histogram of atomic counters: one
+// add per response, no lock, no allocation. Percentiles for a second are read
+// from the difference of two snapshots, so the request path never computes
+// anything. Buckets are log-linear, four per power of two of microseconds,
+// which bounds the error of a percentile to about 12%: plenty for a
+// dashboard.
+const (
+	latSub     = 4 // buckets per power of two
+	latSubBits = 2
+	latBuckets = 40 * latSub // up to 2^39 µs, about six days
+)
+
+// latBucket maps a latency in microseconds to its bucket.
+func latBucket(us int64) int {
+	if us < latSub {
+		if us < 0 {
+			return 0
+		}
+		return int(us)
+	}
+	e := bits.Len64(uint64(us)) - 1 // 2^e <= us < 2^(e+1), e >= latSubBits
+	sub := int(uint64(us)>>(e-latSubBits)) & (latSub - 1)
+	i := (e-latSubBits+1)*latSub + sub
+	if i >= latBuckets {
+		return latBuckets - 1
+	}
+	return i
+}
+
+// latBucketMid is a representative latency, in microseconds, of bucket i.
+func latBucketMid(i int) float64 {
+	if i < latSub {
+		return float64(i)
+	}
+	e := i/latSub - 1 + latSubBits
+	sub := i % latSub
+	lo := float64(uint64(latSub+sub) << (e - latSubBits))
+	width := float64(uint64(1) << (e - latSubBits))
+	return lo + width/2
+}
+
+// backendStats are the request path's counters for one backend, beside the
+// ones Backend already had (requests, failures, in-flight).
+type backendStats struct {
+	responses atomic.Uint64 // requests answered, by the backend or for it
+	errors    atomic.Uint64 // of which with a 5xx status
+	lat       [latBuckets]atomic.Uint64
+}
+
+func (s *backendStats) observe(status int, d time.Duration) {
+	s.responses.Add(1)
+	if status >= 500 {
+		s.errors.Add(1)
+	}
+	s.lat[latBucket(d.Microseconds())].Add(1)
+}
+
+// statsSnapshot is a backend's cumulative counters at one instant.
+type statsSnapshot struct {
+	at        time.Time
+	requests  uint64
+	responses uint64
+	errors    uint64
+	lat       [latBuckets]uint64
+}
+
+func (b *Backend) snapshot(at time.Time) statsSnapshot {
+	s := statsSnapshot{
+		at:        at,
+		requests:  b.requests.Load(),
+		responses: b.stats.responses.Load(),
+		errors:    b.stats.errors.Load(),
+	}
+	for i := range s.lat {
+		s.lat[i] = b.stats.lat[i].Load()
+	}
+	return s
+}
+
+// Sample is one second of a backend's traffic, as the dashboard draws it.
+// Latencies are in milliseconds and absent in a second without responses.
+type Sample struct {
+	Time      int64    `json:"t"` // Unix milliseconds
+	RPS       float64  `json:"rps"`
+	ErrorRate float64  `json:"error_rate"` // 5xx share of responses, 0..1
+	P50       *float64 `json:"p50_ms"`
+	P99       *float64 `json:"p99_ms"`
+	InFlight  int64    `json:"in_flight"`
+}
+
+// sampleBetween turns two snapshots into the rates of the time between them.
+func sampleBetween(prev, cur *statsSnapshot, inFlight int64) Sample {
+	s := Sample{Time: cur.at.UnixMilli(), InFlight: inFlight}
+	secs := cur.at.Sub(prev.at).Seconds()
+	if secs <= 0 {
+		return s
+	}
+	s.RPS = float64(cur.requests-prev.requests) / secs
+	n := cur.responses - prev.responses
+	if n == 0 {
+		return s
+	}
+	s.ErrorRate = float64(cur.errors-prev.errors) / float64(n)
+	var delta [latBuckets]uint64
+	var total uint64
+	for i := range delta {
+		delta[i] = cur.lat[i] - prev.lat[i]
+		total += delta[i]
+	}
+	if total == 0 {
+		return s
+	}
+	p50, p99 := percentile(&delta, total, 0.50), percentile(&delta, total, 0.99)
+	s.P50, s.P99 = &p50, &p99
+	return s
+}
+
+// percentile reads quantile q (0..1) of a histogram, in milliseconds.
+func percentile(h *[latBuckets]uint64, total uint64, q float64) float64 {
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, n := range h {
+		seen += n
+		if seen >= rank {
+			return latBucketMid(i) / 1000
+		}
+	}
+	return latBucketMid(latBuckets-1) / 1000
+}
+
+// series is the recent history of one backend, one Sample per second.
+type series struct {
+	last    statsSnapshot
+	samples []Sample // oldest first, at most keep
+}
+
+func (r *series) add(s Sample, keep int) {
+	if len(r.samples) == keep {
+		copy(r.samples, r.samples[1:])
+		r.samples = r.samples[:keep-1]
+	}
+	r.samples = append(r.samples, s)
+}
