@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -31,7 +32,7 @@ var errStopping = errors.New("stopping")
 // and restarts it after a crash according to the restart policy. Its run loop
 // is its only goroutine; Stop cancels it and waits.
 type child struct {
-	spec         Spec
+	spec         Spec // fixed, but for Args: see args
 	policy       RestartPolicy
 	readyTimeout time.Duration
 	sp           *spawner
@@ -39,6 +40,10 @@ type child struct {
 	tail         *tail
 	log          zerolog.Logger
 	http         *http.Client
+	files        []*os.File // the spec's Listen sockets, owned by the supervisor
+	seq          int        // a backend's number (backend-<seq>), for scale
+
+	opMu sync.Mutex // one replace or handover at a time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -49,8 +54,10 @@ type child struct {
 	fatal     chan struct{} // closed when the child is given up
 
 	mu        sync.Mutex
+	args      []string // the LB's arguments follow the backend set
 	state     State
 	proc      *Process
+	replaced  *Process // stopped by replace: its exit is no crash
 	stopping  bool
 	restarts  int
 	lastExit  string
@@ -60,11 +67,13 @@ type child struct {
 	usage     usage
 }
 
-func newChild(spec Spec, policy RestartPolicy, readyTimeout time.Duration, sp *spawner, sink LineSink, log zerolog.Logger) *child {
+func newChild(spec Spec, policy RestartPolicy, readyTimeout time.Duration, sp *spawner, sink LineSink, files []*os.File, log zerolog.Logger) *child {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := newTail(20)
 	return &child{
 		spec:         spec,
+		args:         spec.Args,
+		files:        files,
 		policy:       policy,
 		readyTimeout: readyTimeout,
 		sp:           sp,
@@ -104,10 +113,17 @@ func (c *child) run() {
 			c.log.Error().Err(err).Msg("start failed")
 		} else {
 			c.awaitReady(p)
-			select {
-			case <-p.Done():
-			case <-c.ctx.Done():
+			if !c.watch(&p) {
 				return // Stop owns the process from here
+			}
+			c.mu.Lock()
+			replaced := c.replaced == p
+			if replaced {
+				c.replaced = nil
+			}
+			c.mu.Unlock()
+			if replaced {
+				continue // a restart asked for: no crash, no backoff
 			}
 			uptime = time.Since(p.Started())
 			exit = p.ExitStatus()
@@ -143,11 +159,46 @@ func (c *child) run() {
 	}
 }
 
+// currentSpec is the spec with the current arguments; call with c.mu held.
+func (c *child) currentSpec() Spec {
+	sp := c.spec
+	sp.Args = c.args
+	return sp
+}
+
+// setArgs changes the arguments of the next start.
+func (c *child) setArgs(args []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.args = args
+}
+
+// watch waits until the current process exits and reports true, or until
+// Stop and reports false. A handover puts a new process in c.proc while the
+// old one still runs; the exit of the old one only moves the watch on.
+func (c *child) watch(p **Process) bool {
+	for {
+		select {
+		case <-(*p).Done():
+		case <-c.ctx.Done():
+			return false
+		}
+		c.mu.Lock()
+		cur := c.proc
+		c.mu.Unlock()
+		if cur == *p {
+			return true
+		}
+		*p = cur
+	}
+}
+
 // attempt starts one process. Before a restart it waits until the crashed
 // child's port is free again, so a leftover holder is named instead of the
 // new child failing with "address in use".
 func (c *child) attempt(first bool) (*Process, error) {
-	if !first {
+	// The ports of Listen sockets are ours and stay bound; nothing to wait for.
+	if !first && len(c.spec.Listen) == 0 {
 		for _, port := range append([]int{c.spec.Port}, c.spec.Extra...) {
 			if port <= 0 {
 				continue
@@ -168,7 +219,7 @@ func (c *child) attempt(first bool) (*Process, error) {
 	if c.stopping {
 		return nil, errStopping
 	}
-	p, err := startProcess(c.sp, c.spec, c.sink)
+	p, err := startProcess(c.sp, c.currentSpec(), c.sink, c.files)
 	if err != nil {
 		return nil, err
 	}

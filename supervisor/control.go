@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -50,6 +52,26 @@ func openControl(path string, s *Supervisor) (*controlServer, error) {
 		case <-r.Context().Done():
 		}
 	})
+	mux.HandleFunc("POST /v1/restart", func(w http.ResponseWriter, r *http.Request) {
+		grace, ok := graceParam(w, r)
+		if !ok {
+			return
+		}
+		name := r.URL.Query().Get("name")
+		streamOp(w, func(say Say) error { return s.Restart(name, grace, say) })
+	})
+	mux.HandleFunc("POST /v1/scale", func(w http.ResponseWriter, r *http.Request) {
+		grace, ok := graceParam(w, r)
+		if !ok {
+			return
+		}
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "n: want a number of backends"})
+			return
+		}
+		streamOp(w, func(say Say) error { return s.Scale(n, grace, say) })
+	})
 	c := &controlServer{
 		path: path,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
@@ -71,6 +93,58 @@ func (c *controlServer) Close() {
 	}
 	<-c.done
 	os.Remove(c.path)
+}
+
+func graceParam(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
+	grace, err := time.ParseDuration(r.URL.Query().Get("grace"))
+	if err != nil || grace < 0 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "grace: want a duration such as 10s"})
+		return 0, false
+	}
+	return grace, true
+}
+
+// opLine is one line of a restart's or scale's answer: progress messages,
+// then a last line with done or error.
+type opLine struct {
+	Msg   string `json:"msg,omitempty"`
+	Done  bool   `json:"done,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// streamOp runs op and streams its progress as JSON lines. An op refused
+// before its first step (busy, invalid) gets a plain error status instead,
+// since nothing has been sent yet.
+func streamOp(w http.ResponseWriter, op func(Say) error) {
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	started := false
+	say := func(format string, args ...any) {
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		_ = enc.Encode(opLine{Msg: fmt.Sprintf(format, args...)})
+		_ = rc.Flush()
+	}
+	err := op(say)
+	var inv *InvalidError
+	switch {
+	case !started && errors.Is(err, ErrBusy):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case !started && errors.As(err, &inv):
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+	case !started && err != nil:
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	case err != nil:
+		_ = enc.Encode(opLine{Error: err.Error()})
+	default:
+		if !started {
+			w.Header().Set("Content-Type", "application/x-ndjson")
+		}
+		_ = enc.Encode(opLine{Done: true})
+	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -108,6 +182,52 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Down asks the supervisor to stop and returns once every child is gone.
 func (c *Client) Down(ctx context.Context, grace time.Duration) error {
 	return c.do(ctx, http.MethodPost, "/v1/down?grace="+grace.String(), nil)
+}
+
+// Restart asks for a rolling restart of name ("" for every backend) and
+// passes each progress line to say until it is done.
+func (c *Client) Restart(ctx context.Context, name string, grace time.Duration, say func(string)) error {
+	return c.stream(ctx, "/v1/restart?name="+url.QueryEscape(name)+"&grace="+grace.String(), say)
+}
+
+// Scale asks for n local backends and passes each progress line to say.
+func (c *Client) Scale(ctx context.Context, n int, grace time.Duration, say func(string)) error {
+	return c.stream(ctx, "/v1/scale?n="+strconv.Itoa(n)+"&grace="+grace.String(), say)
+}
+
+func (c *Client) stream(ctx context.Context, path string, say func(string)) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://posterctl"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNotListening(err) {
+			return ErrNotRunning
+		}
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		_ = dec.Decode(&e)
+		return errors.New(e.Error)
+	}
+	for {
+		var l opLine
+		if err := dec.Decode(&l); err != nil {
+			return fmt.Errorf("the supervisor ended the answer early: %w", err)
+		}
+		switch {
+		case l.Error != "":
+			return errors.New(l.Error)
+		case l.Done:
+			return nil
+		default:
+			say(l.Msg)
+		}
+	}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {

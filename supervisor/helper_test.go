@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -46,6 +48,8 @@ func helper(mode string) int {
 				return 1
 			}
 		}
+	case "lb-fd":
+		return serveInherited()
 	case "unready":
 		return serveStatus(port, http.StatusServiceUnavailable)
 	case "exit1":
@@ -105,4 +109,43 @@ func serveStatus(port string, code int) int {
 	fmt.Println("listening, never ready")
 	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
 	return 1
+}
+
+// serveInherited is a fake LB generation: it serves /health with its pid on
+// the listening socket inherited as fd 3, and drains on SIGTERM.
+func serveInherited() int {
+	l, err := net.FileListener(os.NewFile(3, "listener"))
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("serving on inherited", l.Addr())
+	var conns sync.WaitGroup
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"status":"ok","pid":%d}`, os.Getpid())
+	}), ConnState: func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			conns.Done()
+		}
+	}}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		// Closing the listener ourselves, not through Shutdown: a
+		// connection Accept already returned is then tracked and served,
+		// where Shutdown racing with Accept would drop it.
+		l.Close()
+	}()
+	if err := srv.Serve(l); !errors.Is(err, net.ErrClosed) {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println("draining")
+	conns.Wait()
+	fmt.Println("drained")
+	return 0
 }

@@ -26,6 +26,17 @@ type Spec struct {
 	Extra    []int  // more ports the child listens on (the LB's health port)
 	ReadyURL string // GET answering 200 means ready
 	Stage    int    // lower stages start first and stop last
+	// Listen are addresses the supervisor binds at start-up and keeps for
+	// the cluster's life; the child gets them as fds 3, 4, … in this order.
+	// Their ports are not checked or awaited like Port and Extra: they are
+	// ours.
+	Listen []string
+	// Handover makes a restart start the new process beside the old one
+	// (on the shared Listen sockets) and stop the old one only once the
+	// new one is ready. The ready URL must then answer JSON with the "pid"
+	// of the process that answered, as the LB's /health does, so the new
+	// process can be told from the old.
+	Handover bool
 }
 
 // LineSink receives each line a child writes to stdout or stderr.
@@ -48,7 +59,7 @@ type Process struct {
 }
 
 // startProcess starts spec in its own process group through sp.
-func startProcess(sp *spawner, spec Spec, sink LineSink) (*Process, error) {
+func startProcess(sp *spawner, spec Spec, sink LineSink, files []*os.File) (*Process, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: pipe: %w", spec.Name, err)
@@ -58,6 +69,7 @@ func startProcess(sp *spawner, spec Spec, sink LineSink) (*Process, error) {
 	// One pipe for both streams keeps a child's lines in the order written.
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = childAttr()
+	cmd.ExtraFiles = files
 	err = sp.start(cmd)
 	w.Close() // the child has its own copy; ours would keep the reader from EOF
 	if err != nil {

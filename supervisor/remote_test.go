@@ -59,7 +59,12 @@ func TestStatusRemoteBackends(t *testing.T) {
 	if err := WriteTable(&buf, st, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(buf.String(), "10.0.0.2:3001  -      remote") || !strings.Contains(buf.String(), "store postgres://u:xxxxx@db/p") {
+	found := false
+	for _, l := range strings.Split(buf.String(), "\n") {
+		f := strings.Fields(l)
+		found = found || len(f) > 4 && f[0] == "10.0.0.2:3001" && f[1] == "-" && f[2] == "remote" && f[3] == "healthy"
+	}
+	if !found || !strings.Contains(buf.String(), "store postgres://u:xxxxx@db/p") {
 		t.Fatalf("table:\n%s", buf.String())
 	}
 }

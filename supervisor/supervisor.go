@@ -40,6 +40,17 @@ type Config struct {
 	// Remote backends run elsewhere; the LB balances over them too, and
 	// status lists them with their health from the LB, without a pid.
 	Remote []string
+	// AdminURL is the base of the LB's admin API ("http://127.0.0.1:4000"),
+	// through which restart and scale drain and add backends; empty
+	// without an LB.
+	AdminURL string
+	// LBArgs gives the LB's arguments for a backend set (host:port, local
+	// ones first), so an LB started after a scale has the current set.
+	LBArgs func(backends []string) []string
+	// NewBackend gives the spec of one more backend called name on port,
+	// for scale; nil means the cluster cannot scale.
+	NewBackend func(name string, port int) Spec
+	BasePort   int // scale's first port when no local backend is left
 }
 
 // Validate reports the first setting that cannot work.
@@ -91,6 +102,12 @@ type Supervisor struct {
 	kill     context.CancelFunc
 	stopOnce sync.Once
 	stopped  chan struct{}
+	stopping bool // under mu: no child is added once the stop began
+
+	files    [][]*os.File    // Listen sockets, by child in Specs order; closed by Close
+	opMu     sync.Mutex      // one restart or scale at a time
+	opCtx    context.Context // ends when the stop begins: restart and scale give up
+	opCancel context.CancelFunc
 }
 
 // New checks cfg; nothing starts before Start.
@@ -107,7 +124,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	killCtx, kill := context.WithCancel(context.Background())
+	opCtx, opCancel := context.WithCancel(context.Background())
 	return &Supervisor{
+		opCtx:    opCtx,
+		opCancel: opCancel,
 		cfg:     cfg,
 		log:     log,
 		self:    self,
@@ -132,6 +152,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	var err error
 	var ports []int
 	for _, sp := range s.cfg.Specs {
+		if len(sp.Listen) > 0 {
+			continue // bound below, which checks them
+		}
 		if sp.Port > 0 {
 			ports = append(ports, sp.Port)
 		}
@@ -140,10 +163,23 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	if err := CheckPorts(ctx, ports); err != nil {
 		return fmt.Errorf("check ports: %w", err)
 	}
+	for _, sp := range s.cfg.Specs {
+		files, err := bindListeners(ctx, sp.Listen)
+		if err != nil {
+			return fmt.Errorf("check ports: %w", err)
+		}
+		s.files = append(s.files, files)
+	}
 	s.sp = newSpawner()
 	s.mu.Lock()
-	for _, sp := range s.cfg.Specs {
-		s.children = append(s.children, newChild(sp, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, s.log))
+	seq := 0
+	for i, sp := range s.cfg.Specs {
+		c := newChild(sp, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, s.files[i], s.log)
+		if sp.Addr != "" {
+			seq++
+			c.seq = seq
+		}
+		s.children = append(s.children, c)
 	}
 	s.mu.Unlock()
 	sock := filepath.Join(s.cfg.RunDir, SocketName)
@@ -293,6 +329,10 @@ func (s *Supervisor) sampleLoop() {
 func (s *Supervisor) Stop(grace time.Duration) {
 	s.stopOnce.Do(func() {
 		s.log.Info().Dur("grace", grace).Msg("stopping")
+		s.mu.Lock()
+		s.stopping = true
+		s.mu.Unlock()
+		s.opCancel()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -344,8 +384,12 @@ func (s *Supervisor) Close() {
 	if s.sp != nil {
 		s.sp.Close()
 	}
+	for _, f := range s.files {
+		closeFiles(f)
+	}
 	s.health.CloseIdleConnections()
 	s.kill()
+	s.opCancel()
 }
 
 // Status is what `posterctl status` shows.

@@ -1,0 +1,149 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// InvalidError is a restart or scale the cluster cannot do as asked (an
+// unknown child, a count out of range); nothing was changed.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+// ErrBusy means another restart or scale holds the cluster.
+var ErrBusy = errors.New("a restart or scale is already in progress; try again when it is done")
+
+// Say receives one line per step of a restart or scale, for the user.
+type Say func(format string, args ...any)
+
+// Restart restarts the child called name, or with name "" every local
+// backend one at a time. A backend is drained in the LB, given up to grace
+// to finish its in-flight requests, stopped, started again on its port,
+// awaited until ready and enabled in the LB again, which must then report
+// it healthy. The LB (a Handover child) is replaced by a new generation on
+// the same sockets instead. Each start runs the binary now at the child's
+// path, which is how a new build is deployed.
+func (s *Supervisor) Restart(name string, grace time.Duration, say Say) error {
+	if !s.opMu.TryLock() {
+		return ErrBusy
+	}
+	defer s.opMu.Unlock()
+	targets, err := s.restartTargets(name)
+	if err != nil {
+		return err
+	}
+	admin := s.admin()
+	defer admin.close()
+	begun := time.Now()
+	for _, c := range targets {
+		if c.spec.Handover {
+			err = s.handoverLB(c, grace, say)
+		} else {
+			err = s.restartBackend(admin, c, grace, say)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	say("restarted %d in %v", len(targets), time.Since(begun).Round(time.Millisecond))
+	return nil
+}
+
+func (s *Supervisor) restartTargets(name string) ([]*child, error) {
+	var names []string
+	var backends []*child
+	for _, c := range s.childList() {
+		if c.spec.Name == name {
+			return []*child{c}, nil
+		}
+		names = append(names, c.spec.Name)
+		if !c.spec.Handover {
+			backends = append(backends, c)
+		}
+	}
+	if name != "" {
+		return nil, &InvalidError{fmt.Sprintf("no child called %q (children: %s)", name, strings.Join(names, ", "))}
+	}
+	if len(backends) == 0 {
+		return nil, &InvalidError{"no local backend to restart"}
+	}
+	return backends, nil
+}
+
+// admin is the LB's admin client, or nil without an LB; close is nil-safe.
+func (s *Supervisor) admin() *adminClient {
+	if s.cfg.AdminURL == "" {
+		return nil
+	}
+	return newAdminClient(s.cfg.AdminURL)
+}
+
+func (s *Supervisor) restartBackend(admin *adminClient, c *child, grace time.Duration, say Say) error {
+	ctx, name, addr := s.opCtx, c.spec.Name, c.spec.Addr
+	begun := time.Now()
+	if _, err := c.running(); err != nil {
+		return fmt.Errorf("restart %s: %w", name, err)
+	}
+	if admin != nil {
+		if err := admin.drain(ctx, addr); err != nil {
+			return fmt.Errorf("restart %s: drain: %w", name, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, grace)
+		b, err := admin.await(wctx, addr, func(b *AdminBackend) bool { return b == nil || b.InFlight == 0 })
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return fmt.Errorf("restart %s: %w", name, errStopping)
+		case err != nil && b != nil:
+			say("%s: %d requests still in flight after %v; stopping it anyway", name, b.InFlight, grace)
+		case err != nil:
+			return fmt.Errorf("restart %s: wait for the drain: %w", name, err)
+		default:
+			say("%s: drained in %v", name, time.Since(begun).Round(time.Millisecond))
+		}
+	}
+	old, cur, err := c.replace(ctx, grace)
+	if err != nil {
+		if admin != nil {
+			// Back in the set, so the LB takes it once the run loop brings
+			// it back; until then its health check keeps it out.
+			_ = admin.enable(ctx, addr)
+		}
+		return fmt.Errorf("restart %s: %w", name, err)
+	}
+	say("%s: pid %d replaced by pid %d, ready", name, old.Pid(), cur.Pid())
+	if admin != nil {
+		if err := admin.enable(ctx, addr); err != nil {
+			return fmt.Errorf("restart %s: enable: %w", name, err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
+		b, err := admin.await(wctx, addr, func(b *AdminBackend) bool { return b != nil && b.State == "healthy" })
+		cancel()
+		if err != nil {
+			return fmt.Errorf("restart %s: the LB does not report it healthy (%s): %w", name, stateOf(b), err)
+		}
+	}
+	say("%s: restarted in %v", name, time.Since(begun).Round(time.Millisecond))
+	return nil
+}
+
+func stateOf(b *AdminBackend) string {
+	if b == nil {
+		return "not listed"
+	}
+	return b.State
+}
+
+func (s *Supervisor) handoverLB(c *child, grace time.Duration, say Say) error {
+	begun := time.Now()
+	old, cur, err := c.handover(s.opCtx, grace)
+	if err != nil {
+		return fmt.Errorf("restart %s: %w", c.spec.Name, err)
+	}
+	say("%s: pid %d replaced by pid %d on the same sockets in %v", c.spec.Name, old.Pid(), cur.Pid(), time.Since(begun).Round(time.Millisecond))
+	return nil
+}
