@@ -128,16 +128,16 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 	return &Supervisor{
 		opCtx:    opCtx,
 		opCancel: opCancel,
-		cfg:     cfg,
-		log:     log,
-		self:    self,
-		started: time.Now(),
-		health:  &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
-		ctx:     ctx,
-		cancel:  cancel,
-		killCtx: killCtx,
-		kill:    kill,
-		stopped: make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		self:     self,
+		started:  time.Now(),
+		health:   &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
+		ctx:      ctx,
+		cancel:   cancel,
+		killCtx:  killCtx,
+		kill:     kill,
+		stopped:  make(chan struct{}),
 	}, nil
 }
 
