@@ -14,6 +14,11 @@ type Config struct {
 	// interface. Port 0 picks a free port (tests).
 	Listen       string
 	HealthListen string
+	// ListenFD and HealthListenFD, when not 0, are inherited listening
+	// sockets to serve on instead of binding Listen and HealthListen, which
+	// then only name the ports in logs.
+	ListenFD       int
+	HealthListenFD int
 	// Backends as given by the user: host:port or http://host:port.
 	Backends []string
 

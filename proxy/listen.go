@@ -11,12 +11,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// listen binds addr with SO_REUSEPORT, so the next generation of the
+// openListener takes the inherited socket fd, or binds addr when fd is 0.
+func openListener(fd int, addr, what string) (net.Listener, error) {
+	if fd != 0 {
+		return FileListener(fd, what)
+	}
+	return ListenReusePort(addr)
+}
+
+// ListenReusePort binds addr with SO_REUSEPORT, so the next generation of the
 // balancer can bind the same port while this one still serves. (Queued
 // connections of a closing SO_REUSEPORT socket are reset by Linux, so the
 // supervisor passes one shared socket instead, see FileListener; this is for
 // a balancer started by hand.)
-func listen(addr string) (net.Listener, error) {
+func ListenReusePort(addr string) (net.Listener, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		if err := c.Control(func(fd uintptr) {
@@ -71,4 +79,36 @@ func FileListener(fd int, what string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s fd %d: not a TCP socket (%s)", what, fd, ln.Addr().Network())
 	}
 	return ln, nil
+}
+
+// ListenerFile returns a duplicate of ln's socket to hand to a child through
+// exec.Cmd.ExtraFiles, for the child to serve with FileListener.
+//
+// Use it rather than (*net.TCPListener).File: exec calls Fd on every extra
+// file, and Fd on a File from the net package switches the descriptor to
+// blocking mode. The mode belongs to the socket, shared by every process
+// that holds it, so a balancer already serving on it would then block in
+// accept(2) outside Go's poller, where closing the listener cannot wake it:
+// its graceful stop hangs. A File made here by os.NewFile leaves the mode
+// alone.
+func ListenerFile(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("listener %s has no descriptor", ln.Addr())
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	}
+	dup := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("duplicate listener %s: %w", ln.Addr(), derr)
+	}
+	return os.NewFile(uintptr(dup), "listener "+ln.Addr().String()), nil
 }

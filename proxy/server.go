@@ -145,25 +145,25 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 	s.events.add(b.addr, kind, detail)
 }
 
-// Open listens on both ports (with SO_REUSEPORT, so a new balancer can bind
-// them beside this one), then serves in the background.
+// Open listens on both ports, or takes the inherited sockets where
+// ListenFD/HealthListenFD are set, then serves in the background. Ports it
+// binds itself get SO_REUSEPORT, so a new balancer can bind them beside this
+// one.
 func (s *Server) Open() error {
-	ln, err := listen(s.cfg.Listen)
+	ln, err := openListener(s.cfg.ListenFD, s.cfg.Listen, "listen")
 	if err != nil {
 		return err
 	}
-	hln, err := listen(s.cfg.HealthListen)
+	hln, err := openListener(s.cfg.HealthListenFD, s.cfg.HealthListen, "health listen")
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("health port: %w", err)
 	}
-	s.Serve(ln, hln)
+	s.serve(ln, hln)
 	return nil
 }
 
-// Serve serves on listeners made elsewhere (inherited from a parent, see
-// FileListener) and takes ownership of them; Close closes them.
-func (s *Server) Serve(ln, hln net.Listener) {
+func (s *Server) serve(ln, hln net.Listener) {
 	s.ln, s.healthLn = ln, hln
 	s.started = time.Now()
 	s.checker.Start()

@@ -27,6 +27,10 @@ type lbConfig struct {
 	HealthHost   string
 	Backends     cli.StringSlice
 	DrainTimeout time.Duration
+	// Inherited listening sockets (0: bind the port here), so that two
+	// generations of the balancer share one accept queue during a restart.
+	ListenFD       int
+	HealthListenFD int
 }
 
 func lbFlags(cfg *lbConfig) []cli.Flag {
@@ -37,6 +41,8 @@ func lbFlags(cfg *lbConfig) []cli.Flag {
 		&cli.StringFlag{Name: "health-host", Usage: "address the health port listens on", Value: "127.0.0.1", Destination: &cfg.HealthHost},
 		&cli.StringSliceFlag{Name: "backend", Usage: "backend as host:port or http://host:port (repeat for each)", Destination: &cfg.Backends},
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "how long a stop waits for in-flight requests", Value: 30 * time.Second, Destination: &cfg.DrainTimeout},
+		&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket instead of binding --port", Destination: &cfg.ListenFD},
+		&cli.IntFlag{Name: "health-listen-fd", Usage: "serve the health port on this inherited listening socket instead of binding --health-port", Destination: &cfg.HealthListenFD},
 	}
 }
 
@@ -59,10 +65,23 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 	if c.DrainTimeout <= 0 {
 		return proxy.Config{}, fmt.Errorf("--drain-timeout %v: want a positive duration", c.DrainTimeout)
 	}
+	for _, f := range []struct {
+		flag string
+		fd   int
+	}{{"--listen-fd", c.ListenFD}, {"--health-listen-fd", c.HealthListenFD}} {
+		if f.fd != 0 && f.fd < 3 {
+			return proxy.Config{}, fmt.Errorf("%s %d: want an inherited descriptor, 3 or above", f.flag, f.fd)
+		}
+	}
+	if c.ListenFD != 0 && c.ListenFD == c.HealthListenFD {
+		return proxy.Config{}, fmt.Errorf("--listen-fd and --health-listen-fd are both %d: they must differ", c.ListenFD)
+	}
 	cfg := proxy.Config{
-		Listen:       net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
-		HealthListen: net.JoinHostPort(c.HealthHost, strconv.Itoa(c.HealthPort)),
-		Backends:     c.Backends.Value(),
+		Listen:         net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		HealthListen:   net.JoinHostPort(c.HealthHost, strconv.Itoa(c.HealthPort)),
+		Backends:       c.Backends.Value(),
+		ListenFD:       c.ListenFD,
+		HealthListenFD: c.HealthListenFD,
 	}
 	cfg.SetDefaults()
 	if _, err := cfg.Validate(); err != nil {
@@ -138,6 +157,7 @@ func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger ze
 		addrs = append(addrs, b.Addr())
 	}
 	logger.Info().Str("addr", srv.Addr()).Str("health_addr", srv.HealthAddr()).
+		Int("listen_fd", cfg.ListenFD).Int("health_listen_fd", cfg.HealthListenFD).Int("pid", os.Getpid()).
 		Strs("backends", addrs).Msg("load balancer ready")
 
 	<-ctx.Done()
