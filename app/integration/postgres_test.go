@@ -142,8 +142,8 @@ func (r *recorder) since(t time.Time) []outcome {
 	return out
 }
 
-// requestTimeout is the client's limit for one request in the outage test:
-// a backend must answer well within it whatever PostgreSQL does.
+// requestTimeout is the client's limit for one request in the outage tests:
+// a backend must answer within it whatever PostgreSQL does.
 const requestTimeout = 10 * time.Second
 
 // TestPostgres_Outage is the outage acceptance. Two backends share a
@@ -153,7 +153,45 @@ const requestTimeout = 10 * time.Second
 // requests succeed through both backends within 5 s, with the same backend
 // processes. The password is in no output.
 func TestPostgres_Outage(t *testing.T) {
+	testOutage(t, outage{
+		name:      "stopped",
+		begin:     func(srv *pgtest.Server) { srv.Stop(t) },
+		end:       func(srv *pgtest.Server) { srv.Start(t) },
+		min503:    10,
+		slowest:   requestTimeout / 2,
+		wantCause: "store unavailable: ",
+	})
+}
+
+// TestPostgres_Frozen is the outage that hangs rather than refuses: the
+// server's processes are stopped with SIGSTOP, so connections open but
+// nothing answers, as in a network partition. The connect timeout and the
+// per-call deadline must still turn every request into a 503 within the
+// request timeout; SIGCONT brings success back within 5 s.
+func TestPostgres_Frozen(t *testing.T) {
+	testOutage(t, outage{
+		name:      "frozen",
+		begin:     func(srv *pgtest.Server) { srv.Freeze(t) },
+		end:       func(srv *pgtest.Server) { srv.Thaw(t) },
+		min503:    2,
+		slowest:   requestTimeout - time.Second,
+		wantCause: "store unavailable: the database server did not answer in time",
+	})
+}
+
+// outage is one way of taking PostgreSQL away under load and bringing it
+// back.
+type outage struct {
+	name       string
+	begin, end func(*pgtest.Server)
+	min503     int           // 503s to see from each backend before ending the outage
+	slowest    time.Duration // limit on any answer, in any phase
+	wantCause  string        // prefix of /healthz's error during the outage
+}
+
+func testOutage(t *testing.T, o outage) {
 	srv := pgtest.StartServer(t)
+	t.Logf("PostgreSQL started at %v", time.Now().Format(time.StampMilli))
 	backends := []*backend{
 		startBackend(t, srv.DSN, "backend-a", "--log-level", "warn"),
 		startBackendEnv(t, srv.DSN, "backend-b", "--log-level", "warn"),
@@ -195,58 +233,55 @@ func TestPostgres_Outage(t *testing.T) {
 	stopLoad := sync.OnceFunc(func() { close(stop); load.Wait() })
 	defer stopLoad()
 
-	// successes returns, per backend, how many requests since t succeeded.
-	successes := func(t0 time.Time) map[string]int {
+	// count returns, per backend, the requests since t0 that ok accepts.
+	count := func(t0 time.Time, ok func(outcome) bool) map[string]int {
 		n := map[string]int{}
-		for _, o := range rec.since(t0) {
-			if o.err == nil && (o.status == http.StatusOK || o.status == http.StatusCreated) {
-				n[o.backend]++
+		for _, oc := range rec.since(t0) {
+			if ok(oc) {
+				n[oc.backend]++
 			}
 		}
 		return n
 	}
-	bothSucceed := func(t0 time.Time) func() error {
+	succeeded := func(oc outcome) bool {
+		return oc.err == nil && (oc.status == http.StatusOK || oc.status == http.StatusCreated)
+	}
+	unavailable := func(oc outcome) bool { return oc.err == nil && oc.status == http.StatusServiceUnavailable }
+	atLeast := func(t0 time.Time, ok func(outcome) bool, min int, what string) func() error {
 		return func() error {
-			if n := successes(t0); n["backend-a"] < 5 || n["backend-b"] < 5 {
-				return fmt.Errorf("successes since %v: %v", t0.Format(time.StampMilli), n)
+			if n := count(t0, ok); n["backend-a"] < min || n["backend-b"] < min {
+				return fmt.Errorf("%s since %v: %v", what, t0.Format(time.StampMilli), n)
 			}
 			return nil
 		}
 	}
 	began := time.Now()
-	clitest.Eventually(t, 30*time.Second, bothSucceed(began))
+	clitest.Eventually(t, 30*time.Second, atLeast(began, succeeded, 5, "successes"))
+	t.Logf("load running; PostgreSQL %s at %v", o.name, time.Now().Format(time.StampMilli))
 
 	// Outage.
-	srv.Stop(t)
+	o.begin(srv)
 	down := time.Now()
-	clitest.Eventually(t, 20*time.Second, func() error {
-		n := map[string]int{}
-		for _, o := range rec.since(down) {
-			if o.status == http.StatusServiceUnavailable {
-				n[o.backend]++
-			}
-		}
-		if n["backend-a"] < 10 || n["backend-b"] < 10 {
-			return fmt.Errorf("503s since the stop: %v", n)
-		}
-		return nil
-	})
+	clitest.Eventually(t, 30*time.Second, atLeast(down, unavailable, o.min503, "503s"))
+	t.Logf("503s seen at %v", time.Now().Format(time.StampMilli))
 	for _, b := range backends {
 		r := user.must("GET", b.url+"/healthz", nil, http.StatusServiceUnavailable)
 		var h map[string]string
 		r.decode(t, &h)
-		if !strings.HasPrefix(h["error"], "store unavailable: ") || h["status"] != "unavailable" {
-			t.Errorf("%s healthz while PostgreSQL is down: %s", b.name, r.body)
+		if !strings.HasPrefix(h["error"], o.wantCause) || h["status"] != "unavailable" {
+			t.Errorf("%s healthz while PostgreSQL is %s: %s", b.name, o.name, r.body)
 		}
 		if strings.Contains(string(r.body), srv.Password) || strings.Contains(string(r.body), "127.0.0.1") {
 			t.Errorf("%s healthz shows connection details: %s", b.name, r.body)
 		}
 	}
 
-	// Recovery: the same processes serve again within 5 s.
-	srv.Start(t)
+	// Recovery: the same processes serve again within 5 s of the server's
+	// return, its own start-up included.
 	up := time.Now()
-	clitest.Eventually(t, 5*time.Second, bothSucceed(up))
+	o.end(srv)
+	t.Logf("PostgreSQL back at %v", time.Now().Format(time.StampMilli))
+	clitest.Eventually(t, 5*time.Second, atLeast(up, succeeded, 5, "successes"))
 	recovered := time.Since(up)
 	for _, b := range backends {
 		user.must("GET", b.url+"/healthz", nil, http.StatusOK)
@@ -255,30 +290,31 @@ func TestPostgres_Outage(t *testing.T) {
 	stopLoad()
 
 	// Every answer, in every phase, was a success or a 503 JSON error, and
-	// came within the request timeout.
-	var count = map[int]int{}
+	// came within the limit.
+	statuses := map[int]int{}
 	var slowest time.Duration
-	for _, o := range rec.since(began) {
-		slowest = max(slowest, o.took)
-		if o.err != nil {
-			t.Errorf("%s at %v: no answer after %v: %v", o.backend, o.at.Format(time.StampMilli), o.took, o.err)
+	for _, oc := range rec.since(began) {
+		slowest = max(slowest, oc.took)
+		if oc.err != nil {
+			t.Errorf("%s at %v: no answer after %v: %v", oc.backend, oc.at.Format(time.StampMilli), oc.took, oc.err)
 			continue
 		}
-		count[o.status]++
-		switch o.status {
+		statuses[oc.status]++
+		switch oc.status {
 		case http.StatusOK, http.StatusCreated:
 		case http.StatusServiceUnavailable:
 			var v map[string]string
-			if err := json.Unmarshal([]byte(o.body), &v); err != nil || !strings.HasPrefix(v["error"], "store unavailable") {
-				t.Errorf("%s: 503 body %q", o.backend, o.body)
+			if err := json.Unmarshal([]byte(oc.body), &v); err != nil || !strings.HasPrefix(v["error"], "store unavailable: ") {
+				t.Errorf("%s: 503 body %q", oc.backend, oc.body)
 			}
 		default:
-			t.Errorf("%s at %v: status %d: %s", o.backend, o.at.Format(time.StampMilli), o.status, o.body)
+			t.Errorf("%s at %v: status %d: %s", oc.backend, oc.at.Format(time.StampMilli), oc.status, oc.body)
 		}
 	}
-	t.Logf("statuses %v; slowest answer %v; recovered %v after the restart", count, slowest.Round(time.Millisecond), recovered.Round(time.Millisecond))
-	if slowest > requestTimeout/2 {
-		t.Errorf("slowest answer took %v", slowest)
+	t.Logf("%s: statuses %v; slowest answer %v; success through both backends %v after the server's return",
+		o.name, statuses, slowest.Round(time.Millisecond), recovered.Round(time.Millisecond))
+	if slowest > o.slowest {
+		t.Errorf("slowest answer took %v, limit %v", slowest, o.slowest)
 	}
 
 	for i, b := range backends {

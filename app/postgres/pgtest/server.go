@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -143,6 +144,101 @@ func (s *Server) Stop(tb testing.TB) {
 		tb.Fatalf("stop postgres: %v", err)
 	}
 	s.proc.Wait(tb, 30*time.Second)
+}
+
+// Freeze stops every process of the server with SIGSTOP: connections are
+// still accepted by the kernel, but nothing answers, as when the network to
+// the server is cut. Thaw undoes it. The frozen processes are killed at the
+// end of the test if still frozen: a stopped child would otherwise hold the
+// output pipe open forever.
+//
+// Signalling the process group is not enough: each backend process of
+// PostgreSQL calls setsid() and so leaves the postmaster's group. The
+// postmaster is stopped first, so that it forks nothing more, and its
+// children are then stopped until a scan finds all of them stopped (a fork
+// in progress when the postmaster got SIGSTOP still completes).
+func (s *Server) Freeze(tb testing.TB) {
+	tb.Helper()
+	pm := s.proc.Pid()
+	if err := syscall.Kill(pm, syscall.SIGSTOP); err != nil {
+		tb.Fatalf("freeze postgres: %v", err)
+	}
+	tb.Cleanup(func() {
+		for pid := range children(tb, pm) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	clitest.Eventually(tb, 10*time.Second, func() error {
+		if st := state(pm); st != "T" {
+			return fmt.Errorf("postmaster %d in state %q", pm, st)
+		}
+		var running []int
+		for pid, st := range children(tb, pm) {
+			if st != "T" {
+				running = append(running, pid)
+				// A child may have exited since the scan; that one is
+				// frozen enough.
+				_ = syscall.Kill(pid, syscall.SIGSTOP)
+			}
+		}
+		if len(running) > 0 {
+			return fmt.Errorf("children %v not stopped yet", running)
+		}
+		return nil
+	})
+}
+
+// Thaw resumes a frozen server.
+func (s *Server) Thaw(tb testing.TB) {
+	tb.Helper()
+	pm := s.proc.Pid()
+	for pid := range children(tb, pm) {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	if err := syscall.Kill(pm, syscall.SIGCONT); err != nil {
+		tb.Fatalf("thaw postgres: %v", err)
+	}
+}
+
+// children maps the processes whose parent is ppid to their state letter
+// (R, S, T, ...), from /proc.
+func children(tb testing.TB, ppid int) map[int]string {
+	tb.Helper()
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kids := map[int]string{}
+	for _, path := range stats {
+		st, parent, ok := readStat(path)
+		if !ok || parent != ppid {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(path))); err == nil {
+			kids[pid] = st
+		}
+	}
+	return kids
+}
+
+// state is the state letter of pid, or "" when it is gone.
+func state(pid int) string {
+	st, _, _ := readStat(fmt.Sprintf("/proc/%d/stat", pid))
+	return st
+}
+
+// readStat reads state and parent from a /proc/PID/stat file: "pid (comm)
+// state ppid ...", where comm may hold spaces and parentheses.
+func readStat(path string) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, false // exited meanwhile
+	}
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	if _, err := fmt.Sscan(rest, &state, &ppid); err != nil {
+		return "", 0, false
+	}
+	return state, ppid, true
 }
 
 // Output is what the server has logged since its last Start.
