@@ -56,6 +56,15 @@ func TestLBConfig(t *testing.T) {
 			t.Fatalf("listen %q health %q", cfg.Listen, cfg.HealthListen)
 		}
 	})
+	t.Run("InheritedSockets", func(t *testing.T) {
+		cfg, _, err := parseLB(t, "--listen-fd", "3", "--health-listen-fd", "4", "--backend", "127.0.0.1:3001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ListenFD != 3 || cfg.HealthListenFD != 4 || cfg.Listen != ":3000" {
+			t.Fatalf("cfg %+v", cfg)
+		}
+	})
 	t.Run("SamePortOtherAddress", func(t *testing.T) {
 		if _, _, err := parseLB(t, "--host", "127.0.0.2", "--port", "5000", "--health-port", "5000", "--backend", "127.0.0.1:3001"); err != nil {
 			t.Fatal(err)
@@ -76,6 +85,8 @@ func TestLBConfig(t *testing.T) {
 		{"NotANumber", []string{"--port", "x", "--backend", "127.0.0.1:3001"}, "invalid value"},
 		{"Positional", []string{"127.0.0.1:3001"}, `unexpected argument "127.0.0.1:3001"`},
 		{"BadDrain", []string{"--drain-timeout", "-1s", "--backend", "127.0.0.1:3001"}, "--drain-timeout"},
+		{"StdioFD", []string{"--health-listen-fd", "2", "--backend", "127.0.0.1:3001"}, "--health-listen-fd 2: want an inherited descriptor"},
+		{"SameFD", []string{"--listen-fd", "5", "--health-listen-fd", "5", "--backend", "127.0.0.1:3001"}, "must differ"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := parseLB(t, tc.args...)
