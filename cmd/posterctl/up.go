@@ -288,13 +288,9 @@ func clusterConfig(cfg *upConfig, exe, logFormat, logLevel string, sink supervis
 		// process's arguments, and a PostgreSQL URL may carry a password.
 		"POSTERCTL_DB=" + cfg.dbPath()}
 	var specs []supervisor.Spec
-	lbArgs := []string{"lb", "--port", strconv.Itoa(cfg.Port), "--health-port", strconv.Itoa(cfg.HealthPort),
-		"--drain-timeout", max(cfg.Grace, time.Millisecond).String()}
-	for i := range cfg.Backends {
-		port := cfg.BasePort + i
-		name := fmt.Sprintf("backend-%d", i+1)
+	newBackend := func(name string, port int) supervisor.Spec {
 		addr := cfg.backendAddr(port)
-		specs = append(specs, supervisor.Spec{
+		return supervisor.Spec{
 			Name:     name,
 			Path:     exe,
 			Args:     []string{"backend", "--port", strconv.Itoa(port), "--host", cfg.Host, "--name", name},
@@ -302,13 +298,15 @@ func clusterConfig(cfg *upConfig, exe, logFormat, logLevel string, sink supervis
 			Port:     port,
 			Addr:     addr,
 			ReadyURL: "http://" + addr + "/healthz",
-		})
-		lbArgs = append(lbArgs, "--backend", addr)
+		}
+	}
+	var addrs []string
+	for i := range cfg.Backends {
+		b := newBackend(fmt.Sprintf("backend-%d", i+1), cfg.BasePort+i)
+		specs = append(specs, b)
+		addrs = append(addrs, b.Addr)
 	}
 	remote, _ := cfg.remoteAddrs() // checked by Validate
-	for _, a := range remote {
-		lbArgs = append(lbArgs, "--backend", a)
-	}
 	out := supervisor.Config{
 		RunDir:       cfg.RunDir,
 		Restart:      cfg.Restart,
@@ -317,13 +315,30 @@ func clusterConfig(cfg *upConfig, exe, logFormat, logLevel string, sink supervis
 		DataDir:      cfg.DataDir,
 		Store:        store.Redact(cfg.dbPath()),
 		Remote:       remote,
+		NewBackend:   newBackend,
+		BasePort:     cfg.BasePort,
 	}
 	if !cfg.NoLB {
+		// The supervisor binds both LB ports and hands them to every LB
+		// generation as fds 3 and 4, so `restart lb` refuses no connection.
+		lbArgs := func(backends []string) []string {
+			args := []string{"lb", "--port", strconv.Itoa(cfg.Port), "--health-port", strconv.Itoa(cfg.HealthPort),
+				"--listen-fd", "3", "--health-listen-fd", "4",
+				"--drain-timeout", max(cfg.Grace, time.Millisecond).String()}
+			for _, a := range backends {
+				args = append(args, "--backend", a)
+			}
+			return args
+		}
 		out.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/health", cfg.HealthPort)
+		out.AdminURL = fmt.Sprintf("http://127.0.0.1:%d", cfg.HealthPort)
 		out.URL = fmt.Sprintf("http://127.0.0.1:%d/", cfg.Port)
+		out.LBArgs = lbArgs
 		specs = append(specs, supervisor.Spec{
-			Name: "lb", Path: exe, Args: lbArgs, Env: env,
+			Name: "lb", Path: exe, Args: lbArgs(append(addrs, remote...)), Env: env,
 			Port: cfg.Port, Extra: []int{cfg.HealthPort},
+			Listen:   []string{net.JoinHostPort("", strconv.Itoa(cfg.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.HealthPort))},
+			Handover: true,
 			ReadyURL: out.HealthURL, Stage: 1,
 		})
 	}

@@ -53,6 +53,7 @@ const raceEnv = "GORACE=atexit_sleep_ms=0"
 // cluster is one test's cluster: its ports, dirs and marker.
 type cluster struct {
 	t                      *testing.T
+	bin                    string // the posterctl this cluster runs
 	runDir, dataDir, mark  string
 	port, health, basePort int
 }
@@ -62,6 +63,7 @@ func newCluster(t *testing.T) *cluster {
 	dir := t.TempDir()
 	c := &cluster{
 		t:       t,
+		bin:     bin,
 		runDir:  filepath.Join(dir, "run"),
 		dataDir: filepath.Join(dir, "data"),
 		mark:    fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano()),
@@ -98,7 +100,7 @@ func (c *cluster) flags() []string {
 }
 
 func (c *cluster) cmd(args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), markEnv+"="+c.mark, raceEnv)
 	return cmd
 }
@@ -108,7 +110,7 @@ func (c *cluster) run(timeout time.Duration, args ...string) (string, string, in
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, c.bin, args...)
 	cmd.Env = append(os.Environ(), markEnv+"="+c.mark, raceEnv)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
