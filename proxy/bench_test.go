@@ -33,7 +33,8 @@ import (
 // its own cost per request is printed too. POSTERCTL_BENCH_LOADGEN=wrk
 // switches from the Go generator to wrk (a fixed time per slice) for a
 // second opinion; POSTERCTL_BENCH_ACCESSLOG=off turns every balancer's access
-// log off.
+// log off; POSTERCTL_BENCH_BASELINE_BIN=path adds "lb-base", the same
+// balancer from another build.
 func BenchmarkLoadBalancer(b *testing.B) {
 	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
@@ -51,6 +52,22 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	targets := []*benchTarget{
 		{name: "direct", addr: addrA},
 		{name: "lb", addr: "127.0.0.1:" + strconv.Itoa(lbPort), cpu: func() float64 { return treeCPU(int32(lb.Pid)) }},
+	}
+	// A second posterctl binary (say, built from main) measured in the same
+	// run shows what a change is worth through the machine's noise.
+	if base := os.Getenv("POSTERCTL_BENCH_BASELINE_BIN"); base != "" {
+		port, hport := clitest.FreePort(b), clitest.FreePort(b)
+		args := slices.Clone(lbArgs)
+		for i, a := range args {
+			switch a {
+			case "--port":
+				args[i+1] = strconv.Itoa(port)
+			case "--health-port":
+				args[i+1] = strconv.Itoa(hport)
+			}
+		}
+		old := startLBProcess(b, base, args...)
+		targets = append(targets, &benchTarget{name: "lb-base", addr: "127.0.0.1:" + strconv.Itoa(port), cpu: func() float64 { return treeCPU(int32(old.Pid)) }})
 	}
 	for _, ref := range []struct {
 		name, bin string
@@ -127,6 +144,9 @@ func BenchmarkLoadBalancer(b *testing.B) {
 			fmt.Fprintf(&sb, " %s/direct %.2f", t.name, ratio)
 		}
 		for _, ref := range targets[2:] {
+			if ref.name == "lb-base" {
+				continue
+			}
 			ratio := sum["lb"].rps / sum[ref.name].rps
 			b.ReportMetric(ratio, "ratio-lb/"+ref.name)
 			fmt.Fprintf(&sb, " lb/%s %.2f", ref.name, ratio)

@@ -16,8 +16,14 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	retries   prometheus.Counter
 	ejections *prometheus.CounterVec
-	inFlight  prometheus.Gauge
 	duration  prometheus.Histogram
+	// inFlight is read by a GaugeFunc at scrape time: an atomic add per
+	// request instead of a gauge's compare-and-swap loop on a float.
+	inFlight atomic.Int64
+	// counters caches requests' children per backend and code, so the
+	// request path does not hash label values; "none" is for answers no
+	// backend gave. A backend's own cache lives on its upstream.
+	none codeCounters
 	// codes holds status labels, so the request path does not format them.
 	codes [600]string
 	// unserved counts answers no backend was tried for (503: none
@@ -66,10 +72,6 @@ func newMetrics(backends func() []*Backend) *metrics {
 			Name: "posterctl_lb_ejections_total",
 			Help: "Times a backend was taken out of rotation by a failed request.",
 		}, []string{"backend"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "posterctl_lb_in_flight_requests",
-			Help: "Requests being served now.",
-		}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "posterctl_lb_request_duration_seconds",
 			Help:    "Time from request to the end of the response, retries included.",
@@ -79,7 +81,11 @@ func newMetrics(backends func() []*Backend) *metrics {
 	for i := range m.codes {
 		m.codes[i] = strconv.Itoa(i)
 	}
-	m.reg.MustRegister(m.requests, m.retries, m.ejections, m.inFlight, m.duration,
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "posterctl_lb_in_flight_requests",
+		Help: "Requests being served now.",
+	}, func() float64 { return float64(m.inFlight.Load()) })
+	m.reg.MustRegister(m.requests, m.retries, m.ejections, inFlight, m.duration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.reg.MustRegister(backendCollector{
 		backends: backends,
@@ -97,15 +103,38 @@ func newMetrics(backends func() []*Backend) *metrics {
 // observe counts one answered request; b is the backend of its last attempt,
 // nil when none was tried. The backend's own counters feed the dashboard.
 func (m *metrics) observe(b *Backend, backend string, status int, d time.Duration) {
-	code := "other"
-	if status >= 0 && status < len(m.codes) {
-		code = m.codes[status]
+	cc := &m.none
+	if b != nil && b.up != nil {
+		cc = &b.up.counters
 	}
-	m.requests.WithLabelValues(backend, code).Inc()
+	cc.counter(m, backend, status).Inc()
 	m.duration.Observe(d.Seconds())
 	if b != nil {
 		b.stats.observe(status, d)
 	} else {
 		m.unserved.Add(1)
 	}
+}
+
+// codeCounters are one backend's request counters by status code, created on
+// first use (so the exposition lists only codes seen, as WithLabelValues
+// would) and then found with one atomic load.
+type codeCounters struct {
+	byCode [600]atomic.Pointer[prometheus.Counter]
+	other  atomic.Pointer[prometheus.Counter]
+}
+
+func (c *codeCounters) counter(m *metrics, backend string, status int) prometheus.Counter {
+	slot, code := &c.other, "other"
+	if status >= 0 && status < len(c.byCode) {
+		slot, code = &c.byCode[status], m.codes[status]
+	}
+	if p := slot.Load(); p != nil {
+		return *p
+	}
+	// Racing first uses get the same child from the vector; either store
+	// is fine.
+	ctr := m.requests.WithLabelValues(backend, code)
+	slot.Store(&ctr)
+	return ctr
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -65,6 +67,7 @@ type exchange struct {
 	p        *Proxy
 	ctx      *fasthttp.RequestCtx
 	start    time.Time
+	end      time.Time // when known before finish, saving a clock reading
 	id       string
 	backend  *Backend // of the last attempt, for the access line
 	holding  *Backend // whose in-flight count this request holds
@@ -78,8 +81,13 @@ type exchange struct {
 
 // Handle is the fasthttp request handler.
 func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
-	x := &exchange{p: p, ctx: ctx, start: time.Now()}
-	p.metrics.inFlight.Inc()
+	// The server read the clock when the request arrived.
+	start := ctx.Time()
+	if start.IsZero() {
+		start = time.Now()
+	}
+	x := &exchange{p: p, ctx: ctx, start: start}
+	p.metrics.inFlight.Add(1)
 	h := &ctx.Request.Header
 	if id := h.Peek("X-Request-Id"); len(id) > 0 {
 		x.id = string(id)
@@ -99,8 +107,12 @@ func (p *Proxy) forward(x *exchange) {
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
 	in.CopyTo(&out.Header)
-	stripRequestHopByHop(&out.Header, false)
-	out.Header.Del("Expect") // the server has already answered 100-continue
+	if hasHopByHop(&out.Header) {
+		stripRequestHopByHop(&out.Header, false)
+		out.Header.Del("Expect") // the server has already answered 100-continue
+	} else {
+		out.Header.ResetConnectionClose()
+	}
 	out.Header.SetNoDefaultContentType(true)
 	var scratch [256]byte
 	setForwarded(&out.Header, in, ctx.RemoteAddr(), scratch[:0])
@@ -142,13 +154,16 @@ func (p *Proxy) forward(x *exchange) {
 		}
 
 		b.inFlight.Add(1)
-		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head)
+		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head, x.start)
 		if err == nil {
 			b.recordSuccess()
 			x.holding = b
+			// One clock reading serves the check below and, for a buffered
+			// response, the access line's duration.
+			x.end = time.Now()
 			// A client that left can only have done so while waiting; the
 			// check costs a system call, so only slow answers get it.
-			if time.Since(x.start) >= p.cfg.ClientGoneCheckAfter && clientGone(ctx) {
+			if x.end.Sub(x.start) >= p.cfg.ClientGoneCheckAfter && clientGone(ctx) {
 				// Nobody to answer; the backend did its part.
 				if ustream != nil {
 					ustream.close()
@@ -211,6 +226,7 @@ func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
 		return
 	}
 	x.stream = stream
+	x.end = time.Time{} // the end is when the stream is done
 	n := resp.Header.ContentLength()
 	if n < 0 {
 		n = -1 // chunked to the client, flushed chunk by chunk
@@ -251,8 +267,12 @@ func (x *exchange) finish() {
 	if x.holding != nil {
 		x.holding.inFlight.Add(-1)
 	}
-	p.metrics.inFlight.Dec()
-	d := time.Since(x.start)
+	p.metrics.inFlight.Add(-1)
+	end := x.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	d := end.Sub(x.start)
 	addr := "none"
 	if x.backend != nil {
 		addr = x.backend.addr
@@ -263,9 +283,45 @@ func (x *exchange) finish() {
 		ev = ev.Str("error", x.errMsg)
 	}
 	ctx := x.ctx
+	var remote [64]byte
 	ev.Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", x.status).
 		Str("backend", addr).Int("attempts", x.attempts).Dur("duration", d).
-		Str("request_id", x.id).Str("remote", ctx.RemoteAddr().String()).Msg("request")
+		Str("request_id", x.id).Bytes("remote", appendAddr(remote[:0], ctx.RemoteAddr())).Msg("request")
+}
+
+// appendAddr formats a client address as net.Addr's String does, without
+// allocating for the usual TCP address.
+func appendAddr(dst []byte, a net.Addr) []byte {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		// A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d, which
+		// String prints as a.b.c.d.
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(dst)
+	}
+	return append(dst, a.String()...)
+}
+
+// hasHopByHop reports whether a request carries any header that
+// stripRequestHopByHop or the Expect rule would remove. Most requests carry
+// none, and one pass over the headers is far cheaper than a lookup per name.
+func hasHopByHop(h *fasthttp.RequestHeader) bool {
+	found := false
+	for k := range h.All() {
+		if isHopByHopOrExpect(k) {
+			found = true
+			break
+		}
+	}
+	return found
+}
+
+func isHopByHopOrExpect(k []byte) bool {
+	for _, name := range hopByHop() {
+		if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
+			return true
+		}
+	}
+	return len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))
 }
 
 type errorBody struct {

@@ -32,6 +32,8 @@ type upstream struct {
 	mu     sync.Mutex
 	idle   []*upConn // a stack: the most recently used is warmest
 	closed bool
+
+	counters codeCounters // this backend's request metrics, by status
 }
 
 type upConn struct {
@@ -42,6 +44,12 @@ type upConn struct {
 	written  int64 // bytes written since the attempt began
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
+
+	// The liveness check's callback and its results, made once per
+	// connection: a closure per check would be an allocation per request.
+	peekFn    func(fd uintptr) bool
+	peekBuf   [1]byte
+	peekAlive bool
 }
 
 // Write counts what reaches the socket, which is what "sent" means.
@@ -75,8 +83,10 @@ func newUpstream(addr string, cfg *Config) *upstream {
 }
 
 // get returns a live pooled connection or dials a new one.
-func (u *upstream) get() (*upConn, error) {
-	now := time.Now()
+func (u *upstream) get() (*upConn, error) { return u.getAt(time.Now()) }
+
+// getAt is get with the caller's clock reading: the request path has one.
+func (u *upstream) getAt(now time.Time) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -101,6 +111,7 @@ func (u *upstream) get() (*upConn, error) {
 	if sc, ok := conn.(syscall.Conn); ok {
 		c.raw, _ = sc.SyscallConn()
 	}
+	c.peekFn = c.peek
 	c.br = bufio.NewReaderSize(c, 8<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	return c, nil
@@ -113,18 +124,21 @@ func (c *upConn) alive() bool {
 	if c.br.Buffered() > 0 || c.raw == nil {
 		return false // bytes nobody asked for: the stream is out of step
 	}
-	var buf [1]byte
-	alive := false
-	err := c.raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-		return true // never wait for readiness
-	})
-	return err == nil && alive
+	c.peekAlive = false
+	err := c.raw.Read(c.peekFn)
+	return err == nil && c.peekAlive
 }
 
-func (u *upstream) put(c *upConn) {
-	c.idleFrom = time.Now()
+func (c *upConn) peek(fd uintptr) bool {
+	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	c.peekAlive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+	return true // never wait for readiness
+}
+
+func (u *upstream) put(c *upConn) { u.putAt(c, time.Now()) }
+
+func (u *upstream) putAt(c *upConn, now time.Time) {
+	c.idleFrom = now
 	u.mu.Lock()
 	if u.closed || len(u.idle) >= u.maxIdle {
 		u.mu.Unlock()
@@ -162,8 +176,12 @@ func (u *upstream) close() {
 // to maxBuffered is read into resp and the connection pooled; a larger or
 // chunked one is left to the returned stream, which pools or closes the
 // connection when it is closed.
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool) (stream *upstreamBody, sent bool, err error) {
-	c, err := u.get()
+//
+// start is when the request arrived: it stands in for the clock when judging
+// a pooled connection's idle time, which has far more slack than a request
+// takes to get here (its body is read under the read timeout).
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool, start time.Time) (stream *upstreamBody, sent bool, err error) {
+	c, err := u.getAt(start)
 	if err != nil {
 		return nil, false, err
 	}
@@ -176,8 +194,10 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		return nil, c.written > 0, fmt.Errorf("write request: %w", err)
 	}
 	// Moving a deadline costs a timer update; one set within the last
-	// second is as good, so the header wait is 29 to 30 s.
-	if now := time.Now(); c.deadline.Sub(now) < u.headerWait-time.Second {
+	// second is as good, so the header wait is 29 to 30 s. The clock is
+	// read after the write, which may have streamed a long upload.
+	now := time.Now()
+	if c.deadline.Sub(now) < u.headerWait-time.Second {
 		c.deadline = now.Add(u.headerWait)
 		if err := c.conn.SetReadDeadline(c.deadline); err != nil {
 			c.conn.Close()
@@ -197,7 +217,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 	// The client's connection is the server's business, not the backend's.
 	resp.Header.ResetConnectionClose()
 	if st := resp.StatusCode(); head || st < 200 || st == 204 || st == 304 {
-		u.release(c, keep)
+		u.release(c, keep, now)
 		return nil, true, nil
 	}
 	n := resp.Header.ContentLength()
@@ -207,7 +227,7 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 			c.conn.Close()
 			return nil, true, fmt.Errorf("read response body: %w", err)
 		}
-		u.release(c, keep)
+		u.release(c, keep, now)
 		return nil, true, nil
 	}
 	// Streamed: no deadline for the body, which may legitimately take long.
@@ -228,9 +248,12 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 	return s, true, nil
 }
 
-func (u *upstream) release(c *upConn, keep bool) {
+// release pools or closes c. now may be from before the response came: the
+// connection then counts as idle a little longer than it was, which only
+// retires it sooner.
+func (u *upstream) release(c *upConn, keep bool, now time.Time) {
 	if keep {
-		u.put(c)
+		u.putAt(c, now)
 	} else {
 		c.conn.Close()
 	}
