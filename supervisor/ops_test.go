@@ -25,7 +25,8 @@ type fakeAdmin struct {
 	state map[string]string
 	order []string
 	calls []string
-	fail  bool // answer every call with 500
+	fail       bool // answer every call with 500
+	failEnable bool // answer enable with 404
 }
 
 func newFakeAdmin(t *testing.T, addrs ...string) (*fakeAdmin, string) {
@@ -65,6 +66,9 @@ func (a *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.state, a.order = next, in.Backends
 	case r.Method == http.MethodPost && strings.HasSuffix(path, "/drain"):
 		a.state[strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/drain")] = "draining"
+	case r.Method == http.MethodPost && strings.HasSuffix(path, "/enable") && a.failEnable:
+		writeJSON(w, 404, map[string]string{"error": "unknown backend"})
+		return
 	case r.Method == http.MethodPost && strings.HasSuffix(path, "/enable"):
 		a.state[strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/enable")] = "healthy"
 	case r.Method == http.MethodGet && path == "":
@@ -373,3 +377,74 @@ func TestHandover(t *testing.T) {
 }
 
 func syscallKill(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// Without an LB (up --no-lb) restart and scale work on the processes alone.
+func TestOpsWithoutLB(t *testing.T) {
+	s := newOpsSup(t, "", 1)
+	var out said
+	before := pids(s)["backend-1"]
+	if err := s.Restart("", 5*time.Second, out.say); err != nil {
+		t.Fatal(err)
+	}
+	if after := pids(s)["backend-1"]; after == before || alive(before) {
+		t.Fatalf("pid %d then %d", before, after)
+	}
+	if err := s.Scale(2, 5*time.Second, out.say); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Scale(1, 5*time.Second, out.say); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.backendChildren()); n != 1 {
+		t.Fatalf("%d backends", n)
+	}
+}
+
+// restart and scale through the control socket: progress lines, then the
+// outcome; refusals as one clear error.
+func TestControlOps(t *testing.T) {
+	admin, url := newFakeAdmin(t)
+	s := newOpsSup(t, url, 1)
+	b := s.backendChildren()[0]
+	admin.state[b.spec.Addr], admin.order = "healthy", []string{b.spec.Addr}
+	cl := NewClient(s.cfg.RunDir)
+	defer cl.CloseIdleConnections()
+	ctx := context.Background()
+	var lines []string
+	say := func(l string) { lines = append(lines, l) }
+	if err := cl.Restart(ctx, "", time.Second, say); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 3 || !strings.HasPrefix(lines[len(lines)-1], "restarted 1 in") {
+		t.Fatalf("progress %q", lines)
+	}
+	if err := cl.Scale(ctx, 2, time.Second, say); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		call func() error
+		want string
+	}{
+		{func() error { return cl.Restart(ctx, "nosuch", time.Second, say) }, `no child called "nosuch"`},
+		{func() error { return cl.Scale(ctx, 99, time.Second, say) }, "want 1 to 64"},
+		{func() error { return cl.stream(ctx, "/v1/scale?n=x&grace=1s", say) }, "n: want a number"},
+		{func() error { return cl.stream(ctx, "/v1/restart?grace=-1s", say) }, "grace"},
+	} {
+		if err := tc.call(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("err = %v, want %q", err, tc.want)
+		}
+	}
+	s.opMu.Lock()
+	err := cl.Scale(ctx, 1, time.Second, say)
+	s.opMu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "already in progress") {
+		t.Fatalf("busy: %v", err)
+	}
+	// A failure after the first step comes as the last line.
+	admin.mu.Lock()
+	admin.failEnable = true
+	admin.mu.Unlock()
+	if err := cl.Restart(ctx, "backend-1", time.Second, say); err == nil || !strings.Contains(err.Error(), "enable") {
+		t.Fatalf("err = %v", err)
+	}
+}
