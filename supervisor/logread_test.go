@@ -34,7 +34,9 @@ func texts(lines []LogLine) string {
 
 func TestLogTail(t *testing.T) {
 	dir := t.TempDir()
-	line := func(sec, msg string) string { return `{"time":"2026-01-01T00:00:` + sec + `Z","message":"` + msg + `"}` + "\n" }
+	line := func(sec, msg string) string {
+		return `{"time":"2026-01-01T00:00:` + sec + `Z","message":"` + msg + `"}` + "\n"
+	}
 	writeLog(t, dir, "backend-1", line("01", "b1 first")+line("03", "b1 second")+"panic: no time\n", false)
 	writeLog(t, dir, "lb", line("02", "lb first")+line("04", "lb second")+`{"time":"2026-01-01T00:00:05Z","message":"half`, false)
 	writeLog(t, dir, "supervisor", line("00", "sup"), false)

@@ -21,10 +21,10 @@ import (
 // fakeAdmin is the LB's admin API as the contract describes it, with
 // backends healthy as soon as they are added or enabled.
 type fakeAdmin struct {
-	mu    sync.Mutex
-	state map[string]string
-	order []string
-	calls []string
+	mu         sync.Mutex
+	state      map[string]string
+	order      []string
+	calls      []string
 	fail       bool // answer every call with 500
 	failEnable bool // answer enable with 404
 }
