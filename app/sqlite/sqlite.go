@@ -108,7 +108,7 @@ func (db *DB) Open() (err error) {
 	// rerun the pragmas now and then.
 	db.write.SetConnMaxIdleTime(0)
 	db.write.SetConnMaxLifetime(0)
-	if err := db.migrate(context.Background()); err != nil {
+	if err := db.migrateWhenFree(context.Background()); err != nil {
 		return fmt.Errorf("open store %s: %w", db.Path, err)
 	}
 
@@ -144,6 +144,35 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("ping store: %w", err)
 	}
 	return nil
+}
+
+// migrateWhenFree runs migrate, retrying while the file is busy. Backends of
+// a new cluster open a file that does not exist yet at the same moment, and
+// SQLite answers SQLITE_BUSY at once, without calling the busy handler, to a
+// connection that meets another one turning the new file into WAL or
+// creating its shared-memory index. That wait is short, so poll for it within
+// the busy timeout like the busy handler would.
+func (db *DB) migrateWhenFree(ctx context.Context) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		err := db.migrate(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+	}
+}
+
+// isBusy reports a lock held by another connection.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // migrate applies the embedded migrations in name order, each once. It runs
@@ -207,8 +236,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // storeErr wraps a driver error; a lock still held after busy_timeout becomes
 // EUNAVAILABLE so a client sees 503 (retry later) rather than 500.
 func storeErr(step string, err error) error {
-	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY {
+	if isBusy(err) {
 		return &app.Error{Code: app.EUNAVAILABLE, Message: "the store is busy; try again"}
 	}
 	return fmt.Errorf("%s: %w", step, err)
