@@ -18,25 +18,23 @@ import (
 // than app.IdempotencyTTL is taken over in the same statement, so the key
 // can be reused after a day.
 func claimKey(ctx context.Context, tx pgx.Tx, userID int64, key string, now time.Time) (bool, error) {
-	cutoff := now.Add(-app.IdempotencyTTL)
+	// The same statement drops this user's other expired keys, so the
+	// table stays small; SKIP LOCKED, so that it never waits for (or
+	// deadlocks with) a concurrent sweep.
 	tag, err := tx.Exec(ctx, `
+		WITH swept AS (
+			DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+				SELECT user_id, key FROM idempotency_keys
+				WHERE user_id = $1 AND key <> $2 AND created_at <= $4
+				LIMIT $5 FOR UPDATE SKIP LOCKED))
 		INSERT INTO idempotency_keys (user_id, key, post_id, created_at) VALUES ($1, $2, NULL, $3)
 		ON CONFLICT (user_id, key) DO UPDATE SET post_id = NULL, created_at = EXCLUDED.created_at
 		WHERE idempotency_keys.created_at <= $4`,
-		userID, key, now, cutoff)
+		userID, key, now, now.Add(-app.IdempotencyTTL), expireBatch)
 	if isForeignKeyViolation(err) {
 		return false, app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {
 		return false, storeErr("claim idempotency key", err)
-	}
-	// This user's other expired keys go too, so the table stays small.
-	// SKIP LOCKED: never wait for, or deadlock with, a concurrent sweep.
-	if _, err := tx.Exec(ctx, `
-		DELETE FROM idempotency_keys WHERE (user_id, key) IN (
-			SELECT user_id, key FROM idempotency_keys
-			WHERE user_id = $1 AND created_at <= $2
-			LIMIT $3 FOR UPDATE SKIP LOCKED)`, userID, cutoff, expireBatch); err != nil {
-		return false, storeErr("expire idempotency keys", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }

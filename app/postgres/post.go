@@ -17,61 +17,53 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 	if invalid != nil && idempotencyKey == "" {
 		return nil, false, invalid
 	}
-	now := stamp(db.Now())
-	var (
-		created  app.Post
-		first    *app.Post
-		replayed bool
-	)
+	created := app.Post{AuthorID: p.AuthorID, Content: content, CreatedAt: stamp(db.Now())}
+	if idempotencyKey == "" {
+		err := db.autocommit(ctx, func(ctx context.Context, q querier) error { return createPost(ctx, q, &created, "") })
+		if err != nil {
+			return nil, false, err
+		}
+		*p = created
+		return p, false, nil
+	}
+	var first *app.Post
 	err := db.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		first, replayed = nil, false
-		if idempotencyKey != "" {
-			claimed, err := claimKey(ctx, tx, p.AuthorID, idempotencyKey, now)
-			if err != nil {
-				return err
-			}
-			if !claimed {
-				if first, err = findKeyPost(ctx, tx, p.AuthorID, idempotencyKey); err != nil {
-					return err
-				}
-				replayed = true
-				return nil
-			}
+		first = nil
+		claimed, err := claimKey(ctx, tx, p.AuthorID, idempotencyKey, created.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if !claimed {
+			first, err = findKeyPost(ctx, tx, p.AuthorID, idempotencyKey)
+			return err
 		}
 		if invalid != nil {
 			return invalid
 		}
-		created = app.Post{AuthorID: p.AuthorID, Content: content, CreatedAt: now}
-		if err := createPost(ctx, tx, &created); err != nil {
-			return err
-		}
-		if idempotencyKey != "" {
-			if _, err := tx.Exec(ctx,
-				`UPDATE idempotency_keys SET post_id = $3 WHERE user_id = $1 AND key = $2`,
-				p.AuthorID, idempotencyKey, created.ID); err != nil {
-				return storeErr("save idempotency key", err)
-			}
-		}
-		return nil
+		return createPost(ctx, tx, &created, idempotencyKey)
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	if replayed {
+	if first != nil {
 		return first, true, nil
 	}
 	*p = created
 	return p, false, nil
 }
 
-// createPost inserts p and fills in its ID and Author in one round trip.
-func createPost(ctx context.Context, tx pgx.Tx, p *app.Post) error {
-	err := tx.QueryRow(ctx, `
+// createPost inserts p and fills in its ID and Author in one round trip;
+// with a key (claimed by this transaction) it also points the key at p.
+func createPost(ctx context.Context, q querier, p *app.Post, key string) error {
+	err := q.QueryRow(ctx, `
 		WITH p AS (
 			INSERT INTO posts (user_id, content, created_at) VALUES ($1, $2, $3)
-			RETURNING id, user_id)
+			RETURNING id, user_id),
+		k AS (
+			UPDATE idempotency_keys SET post_id = (SELECT id FROM p)
+			WHERE $4 <> '' AND user_id = $1 AND key = $4)
 		SELECT p.id, u.username FROM p JOIN users u ON u.id = p.user_id`,
-		p.AuthorID, p.Content, p.CreatedAt).Scan(&p.ID, &p.Author)
+		p.AuthorID, p.Content, p.CreatedAt, key).Scan(&p.ID, &p.Author)
 	if isForeignKeyViolation(err) {
 		return app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {

@@ -241,15 +241,35 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// querier is what a single statement needs: the pool (autocommit) or a
+// transaction.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // inTx runs fn in a transaction and commits it when fn succeeds. fn gets
-// the context bounded by QueryTimeout and must use it for every query. A deadlock, a serialization failure or a dead pooled
-// connection that took nothing in retries the whole transaction.
+// the context bounded by QueryTimeout and must use it for every query.
 func (db *DB) inTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	return db.withRetry(ctx, func(ctx context.Context) error { return db.tryTx(ctx, fn) })
+}
+
+// autocommit runs fn, which makes a single statement, on the pool: a
+// statement is its own transaction, and saving BEGIN and COMMIT saves two of
+// its three round trips.
+func (db *DB) autocommit(ctx context.Context, fn func(ctx context.Context, q querier) error) error {
+	return db.withRetry(ctx, func(ctx context.Context) error { return fn(ctx, db.pool) })
+}
+
+// withRetry runs attempt under QueryTimeout. A deadlock, a serialization
+// failure or a dead pooled connection that was sent nothing aborts the
+// attempt with nothing committed, so it is tried again.
+func (db *DB) withRetry(ctx context.Context, attempt func(ctx context.Context) error) error {
 	ctx, cancel := db.callContext(ctx)
 	defer cancel()
 	var err error
 	for range maxTxAttempts {
-		if err = db.tryTx(ctx, fn); err == nil || !retryable(err) || ctx.Err() != nil {
+		if err = attempt(ctx); err == nil || !retryable(err) || ctx.Err() != nil {
 			break
 		}
 	}

@@ -13,21 +13,20 @@ import (
 // after a long quiet spell stays a short transaction.
 const expireBatch = 1000
 
-// CreateSession stores s and drops sessions that have expired.
+// CreateSession stores s and drops sessions that have expired, in one
+// statement.
 func (db *DB) CreateSession(ctx context.Context, s *app.Session) error {
 	now := stamp(db.Now())
-	err := db.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err := db.autocommit(ctx, func(ctx context.Context, q querier) error {
 		// SKIP LOCKED: logins running at the same moment each sweep
 		// different rows instead of queueing (or deadlocking) on the same.
-		if _, err := tx.Exec(ctx, `
-			DELETE FROM sessions WHERE token_hash IN (
-				SELECT token_hash FROM sessions WHERE expires_at <= $1
-				LIMIT $2 FOR UPDATE SKIP LOCKED)`, now, expireBatch); err != nil {
-			return storeErr("expire sessions", err)
-		}
-		_, err := tx.Exec(ctx,
-			`INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-			s.TokenHash, s.UserID, now, stamp(s.ExpiresAt))
+		_, err := q.Exec(ctx, `
+			WITH expired AS (
+				DELETE FROM sessions WHERE token_hash IN (
+					SELECT token_hash FROM sessions WHERE expires_at <= $3
+					LIMIT $5 FOR UPDATE SKIP LOCKED))
+			INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
+			s.TokenHash, s.UserID, now, stamp(s.ExpiresAt), expireBatch)
 		if isForeignKeyViolation(err) {
 			return app.Errorf(app.ENOTFOUND, "user not found")
 		} else if err != nil {
@@ -69,8 +68,8 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte, now time.Time) 
 
 // DeleteSession removes a session; a missing one is not an error.
 func (db *DB) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	return db.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash); err != nil {
+	return db.autocommit(ctx, func(ctx context.Context, q querier) error {
+		if _, err := q.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, tokenHash); err != nil {
 			return storeErr("delete session", err)
 		}
 		return nil

@@ -18,8 +18,8 @@ func (db *DB) CreateUser(ctx context.Context, u *app.User, passwordHash []byte) 
 	}
 	created := stamp(db.Now())
 	var id int64
-	err := db.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		err := tx.QueryRow(ctx,
+	err := db.autocommit(ctx, func(ctx context.Context, q querier) error {
+		err := q.QueryRow(ctx,
 			`INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
 			u.Username, passwordHash, created).Scan(&id)
 		if isUniqueViolation(err) {
