@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posterctl/posterctl/app/postgres/pgtest"
 	"github.com/posterctl/posterctl/internal/clitest"
 	"github.com/posterctl/posterctl/supervisor"
 	"github.com/shirou/gopsutil/v3/process"
@@ -30,6 +31,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = path
+	// `go test` without -v hides skip messages; this line is always seen.
+	if why := pgtest.SkipReason(); why != "" && !pgtest.InCI() {
+		fmt.Fprintln(os.Stderr, "supervisor/e2e: the two-machine PostgreSQL test is skipped:", why)
+	}
 	code := m.Run()
 	cleanup()
 	if code == 0 {
