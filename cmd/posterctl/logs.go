@@ -49,7 +49,8 @@ func showLogs(ctx context.Context, c *cli.Context, runDir, name string, n int, f
 	dir := filepath.Join(runDir, supervisor.LogsDir)
 	t, err := supervisor.OpenLogTail(dir, name)
 	if err != nil {
-		return cli.Exit("logs: "+logsProblem(ctx, runDir, err), logsExitCode(err))
+		msg, code := logsProblem(ctx, runDir, err)
+		return cli.Exit("logs: "+msg, code)
 	}
 	lines, err := t.Last(n)
 	if err != nil {
@@ -89,11 +90,11 @@ func showLogs(ctx context.Context, c *cli.Context, runDir, name string, n int, f
 	}
 }
 
-// logsProblem explains missing logs: no cluster, or one in the foreground,
-// whose logs go to its terminal.
-func logsProblem(ctx context.Context, runDir string, err error) string {
+// logsProblem explains missing logs: no cluster (exit 3, as status), or one
+// in the foreground, whose logs go to its terminal.
+func logsProblem(ctx context.Context, runDir string, err error) (string, int) {
 	if !errors.Is(err, os.ErrNotExist) {
-		return err.Error()
+		return err.Error(), 1
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -101,14 +102,7 @@ func logsProblem(ctx context.Context, runDir string, err error) string {
 	defer cl.CloseIdleConnections()
 	if st, serr := cl.Status(cctx); serr == nil {
 		return fmt.Sprintf("the cluster in %s (supervisor pid %d) runs in the foreground: its logs go to its terminal; only `up -d` keeps them in %s",
-			runDir, st.Supervisor.Pid, filepath.Join(runDir, supervisor.LogsDir))
+			runDir, st.Supervisor.Pid, filepath.Join(runDir, supervisor.LogsDir)), 1
 	}
-	return fmt.Sprintf("no cluster is running and no logs in %s (start one with posterctl up -d)", filepath.Join(runDir, supervisor.LogsDir))
-}
-
-func logsExitCode(err error) int {
-	if errors.Is(err, os.ErrNotExist) {
-		return 3
-	}
-	return 1
+	return fmt.Sprintf("no cluster is running and no logs in %s (start one with posterctl up -d)", filepath.Join(runDir, supervisor.LogsDir)), 3
 }

@@ -344,6 +344,13 @@ func TestLogs(t *testing.T) {
 		t.Fatalf("logs -n 1 backend-2:\n%s", out)
 	}
 
+	// A cluster in the foreground has no log files to show.
+	fg := newCluster(t)
+	startForeground(t, fg)
+	if out, errOut, code := fg.run(10*time.Second, "logs", "--run-dir", fg.runDir); code != 1 || !strings.Contains(out+errOut, "runs in the foreground") {
+		t.Fatalf("logs of a foreground cluster: exit %d %s%s", code, out, errOut)
+	}
+
 	// -f follows: a request through the LB shows up as new access lines,
 	// and Ctrl+C ends it with exit 0.
 	p := clitest.StartCmd(t, c.cmd("logs", "--run-dir", c.runDir, "-f", "-n", "0"))
