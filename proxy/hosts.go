@@ -243,12 +243,14 @@ func (b *Backend) recordSuccess() {
 }
 
 // dueForProbe tells the health checker whether to probe now: every interval
-// while available, every downInterval while not.
+// while healthy, every downInterval while down or in a failure streak.
 func (b *Backend) dueForProbe(now time.Time, interval, downInterval time.Duration) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	every := interval
-	if !b.healthy.Load() {
+	// A failed probe is confirmed (or cleared) within the short interval, so
+	// a dead backend is down within about interval+downInterval, not 2 s.
+	if !b.healthy.Load() || b.probeFail > 0 {
 		every = downInterval
 	}
 	// The loop ticks every downInterval; half a tick of slack keeps a 1 s

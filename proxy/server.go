@@ -51,6 +51,7 @@ type Server struct {
 	history      map[*Backend]*series
 	totalHistory series
 	lastUnserved uint64
+	lastSample   time.Time
 
 	srv          *fasthttp.Server
 	healthSrv    *http.Server

@@ -85,8 +85,8 @@ func (b *Backend) snapshot(at time.Time) statsSnapshot {
 	return s
 }
 
-// Sample is one second of a backend's traffic, as the dashboard draws it.
-// Latencies are in milliseconds and absent in a second without responses.
+// Sample is one second of traffic, as the dashboard draws it. Latencies are
+// in milliseconds and absent in a second without responses.
 type Sample struct {
 	Time      int64    `json:"t"` // Unix milliseconds
 	RPS       float64  `json:"rps"`
@@ -96,29 +96,52 @@ type Sample struct {
 	InFlight  int64    `json:"in_flight"`
 }
 
-// sampleBetween turns two snapshots into the rates of the time between them.
-func sampleBetween(prev, cur *statsSnapshot, inFlight int64) Sample {
-	s := Sample{Time: cur.at.UnixMilli(), InFlight: inFlight}
-	secs := cur.at.Sub(prev.at).Seconds()
+// statsDelta is what happened between two snapshots; deltas of several
+// backends add up to the balancer's total.
+type statsDelta struct {
+	requests  uint64
+	responses uint64
+	errors    uint64
+	lat       [latBuckets]uint64
+}
+
+func (d *statsDelta) between(prev, cur *statsSnapshot) {
+	d.requests = cur.requests - prev.requests
+	d.responses = cur.responses - prev.responses
+	d.errors = cur.errors - prev.errors
+	for i := range d.lat {
+		d.lat[i] = cur.lat[i] - prev.lat[i]
+	}
+}
+
+func (d *statsDelta) add(o *statsDelta) {
+	d.requests += o.requests
+	d.responses += o.responses
+	d.errors += o.errors
+	for i := range d.lat {
+		d.lat[i] += o.lat[i]
+	}
+}
+
+// sample turns a delta over secs seconds into rates.
+func (d *statsDelta) sample(at time.Time, secs float64, inFlight int64) Sample {
+	s := Sample{Time: at.UnixMilli(), InFlight: inFlight}
 	if secs <= 0 {
 		return s
 	}
-	s.RPS = float64(cur.requests-prev.requests) / secs
-	n := cur.responses - prev.responses
-	if n == 0 {
+	s.RPS = float64(d.requests) / secs
+	if d.responses == 0 {
 		return s
 	}
-	s.ErrorRate = float64(cur.errors-prev.errors) / float64(n)
-	var delta [latBuckets]uint64
+	s.ErrorRate = float64(d.errors) / float64(d.responses)
 	var total uint64
-	for i := range delta {
-		delta[i] = cur.lat[i] - prev.lat[i]
-		total += delta[i]
+	for _, n := range d.lat {
+		total += n
 	}
 	if total == 0 {
 		return s
 	}
-	p50, p99 := percentile(&delta, total, 0.50), percentile(&delta, total, 0.99)
+	p50, p99 := percentile(&d.lat, total, 0.50), percentile(&d.lat, total, 0.99)
 	s.P50, s.P99 = &p50, &p99
 	return s
 }
