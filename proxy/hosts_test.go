@@ -117,4 +117,11 @@ func TestDueForProbe(t *testing.T) {
 	if !b.dueForProbe(t0.Add(1250*time.Millisecond), every, down) {
 		t.Fatal("ejected backend not probed within 250 ms")
 	}
+	// One failed probe is confirmed at the short interval, not a second later.
+	c := NewBackend("a:2", 1)
+	c.dueForProbe(t0, every, down)
+	c.RecordProbe(errors.New("refused"), t0, 2, 2)
+	if !c.dueForProbe(t0.Add(250*time.Millisecond), every, down) {
+		t.Fatal("a failed probe not confirmed within 250 ms")
+	}
 }
