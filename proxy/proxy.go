@@ -153,7 +153,7 @@ func (p *Proxy) forward(x *exchange) {
 			out.SetBodyStream(stream, max(in.ContentLength(), -1))
 		}
 
-		b.inFlight.Add(1)
+		// Select has counted the request in b's in-flight number.
 		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head, x.start)
 		if err == nil {
 			b.recordSuccess()

@@ -13,7 +13,8 @@ func (t Tried) Has(b *Backend) bool { return t&(1<<uint(b.index)) != 0 }
 func (t Tried) With(b *Backend) Tried { return t | 1<<uint(b.index) }
 
 // Selector picks the backend for the next attempt of a request, or nil when
-// no available backend is left untried.
+// no available backend is left untried. The pick is counted in the backend's
+// in-flight number before Select returns; the caller releases it.
 type Selector interface {
 	Select(pool []*Backend, tried Tried) *Backend
 }
@@ -35,7 +36,17 @@ func (r *RoundRobin) Select(pool []*Backend, tried Tried) *Backend {
 	for i := uint64(0); i < n; i++ {
 		b := pool[(start+i)%n]
 		if b.Available() && !tried.Has(b) {
-			return b
+			// Counted, then checked again: a drain stores "not serving"
+			// and then reads in_flight, so either the drain sees this
+			// request or this request sees the drain. Without it, a
+			// request could pass the check, a caller could see 0 in
+			// flight and stop the backend, and the request would then be
+			// sent to a backend going away.
+			b.inFlight.Add(1)
+			if b.Available() {
+				return b
+			}
+			b.inFlight.Add(-1)
 		}
 	}
 	return nil

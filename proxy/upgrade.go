@@ -39,10 +39,13 @@ func (p *Proxy) upgrade(x *exchange) {
 		tried = tried.With(b)
 		x.attempts++
 		x.backend = b
+		x.holding = b // Select counted the request in flight; finish releases it
 		b.requests.Add(1)
 		u := b.up
 		conn, err := u.dialer.Dial("tcp", u.addr)
 		if err != nil {
+			b.inFlight.Add(-1)
+			x.holding = nil
 			lastErr = err
 			b.recordFailure(err)
 			if tr := b.Eject(err); tr != NoChange {
@@ -84,8 +87,6 @@ func (p *Proxy) upgrade(x *exchange) {
 			return
 		}
 		b.recordSuccess()
-		b.inFlight.Add(1)
-		x.holding = b
 		head := append([]byte(nil), resp.Header.Header()...)
 		ctx.HijackSetNoResponse(true)
 		ctx.Hijack(func(client net.Conn) {
