@@ -96,7 +96,7 @@ func TestDashboardBrowser(t *testing.T) {
 	// A small steady load, bounded in count and time, so the graphs move
 	// and a killed backend is noticed by the request path too.
 	var sent atomic.Int64
-	loadCtx, stopLoad := context.WithTimeout(context.Background(), 90*time.Second)
+	loadCtx, stopLoad := context.WithTimeout(context.Background(), 120*time.Second)
 	var load sync.WaitGroup
 	defer func() { stopLoad(); load.Wait() }()
 	for w := range 3 {
@@ -134,7 +134,7 @@ func TestDashboardBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 1000),
 	)
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
@@ -209,7 +209,7 @@ func TestDashboardBrowser(t *testing.T) {
 
 	if path := os.Getenv(dashboardScreenshotEnv); path != "" {
 		// A fuller minute of graph for the README picture.
-		waitFor("a fuller graph", `Number(document.body.dataset.samples) >= 30`, 60*time.Second)
+		waitFor("a fuller graph", `Number(document.body.dataset.samples) >= 45`, 75*time.Second)
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatalf("screenshot: %v", err)

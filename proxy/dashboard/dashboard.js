@@ -279,7 +279,8 @@ async function tick() {
     if (!resp.ok) throw new Error("status " + resp.status);
     const st = await resp.json();
     const oldest = st.total.length ? st.total[0].t : st.now;
-    windowMS = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, st.now - oldest));
+    // Whole multiples of 4 s, so the axis reads 48, 36, 24, 12 s ago.
+    windowMS = Math.min(WINDOW_MS, Math.max(MIN_WINDOW_MS, Math.ceil((st.now - oldest) / 4000) * 4000));
     renderAxis();
     renderHeader(st);
     renderKPIs(st);
