@@ -16,6 +16,7 @@ run: build
 # One -race build of the binary is shared by every package's integration tests;
 # atexit_sleep_ms=0 spares the race runtime's 1 s pause at every child exit.
 test:
+	@[ -n "$$POSTERCTL_TEST_POSTGRES" ] || echo "note: POSTERCTL_TEST_POSTGRES is unset, so the PostgreSQL tests skip (.ci/run sets it up)"
 	$(GO) build -race -ldflags "$(LDFLAGS)" -o $(TESTBIN) ./cmd/posterctl
 	GORACE=atexit_sleep_ms=0 POSTERCTL_TEST_BIN=$(CURDIR)/$(TESTBIN) $(GO) test -race -count=1 -timeout 15m ./...
 
