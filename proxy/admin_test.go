@@ -426,3 +426,45 @@ func TestReplaceUnderLoad(t *testing.T) {
 		t.Fatalf("only %d requests sent", sent.Load())
 	}
 }
+
+// TestAdminReAddWhileDraining: a backend removed and asked back before its
+// last request ended (scale down, then up again) is the same backend again,
+// listed once, with its counters, and serves at once since it is healthy.
+func TestAdminReAddWhileDraining(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	a := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "a")
+	})
+	b := testBackend(t, "b", nil)
+	lb, _ := startLB(t, Config{}, hostport(a), hostport(b))
+	c := newClient(t)
+	slow := make(chan result, 1)
+	go func() { slow <- do(t, newClient(t), "GET", lbURL(lb, "/slow"), nil) }()
+	<-arrived
+	defer func() {
+		close(release)
+		<-slow
+	}()
+	if r := putSet(t, c, lb, hostport(b)); r.status != 200 || !strings.Contains(r.body, `"state": "draining"`) {
+		t.Fatalf("PUT [b]: %d %s", r.status, r.body)
+	}
+	r := putSet(t, c, lb, hostport(a), hostport(b))
+	var l AdminBackends
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &l) != nil || len(l.Backends) != 2 {
+		t.Fatalf("PUT [a b]: %d %s", r.status, r.body)
+	}
+	if got := l.Backends[0]; got.Address != hostport(a) || got.State != "healthy" || got.InFlight != 1 || got.Requests != 1 {
+		t.Fatalf("re-added backend %+v, want the same one back: healthy, its request still in flight", got)
+	}
+	seen := map[string]int{}
+	for range 4 {
+		seen[do(t, c, "GET", lbURL(lb, "/"), nil).header.Get("X-Backend")]++
+	}
+	if seen["a"] != 2 || seen["b"] != 2 {
+		t.Fatalf("after re-adding: %v", seen)
+	}
+}
