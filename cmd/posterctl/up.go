@@ -367,6 +367,9 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	if err := checkDataDir(cfg.DataDir); err != nil && cfg.DB == "" {
 		return fail("up: "+err.Error(), 1)
 	}
+	if err := checkStoreReachable(c.Context, cfg.DB); err != nil {
+		return fail("up: "+err.Error(), 1)
+	}
 
 	var sink supervisor.LineSink
 	var files *supervisor.FileSink
@@ -469,6 +472,25 @@ func checkDataDir(dir string) error {
 			return nil
 		}
 	}
+}
+
+// checkStoreReachable opens a PostgreSQL store once before anything starts:
+// unreachable or refusing, it would otherwise crash-loop every backend into
+// fatal, which takes the whole restart limit to say what one line says now.
+// Opening also applies the migrations once, before backends race to. SQLite
+// needs no such check; its backends create the file themselves.
+func checkStoreReachable(ctx context.Context, db string) error {
+	if !store.IsPostgres(db) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	s, err := store.Open(ctx, db)
+	if err != nil {
+		// The store's errors name the URL with its password masked.
+		return err
+	}
+	return s.Close()
 }
 
 func childLogFormatDetached(c *cli.Context) string {

@@ -179,7 +179,8 @@ func TestUpPostgresUnreachableHidesPassword(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("up on an unreachable store succeeded:\n%s%s", out, errOut)
 	}
-	if strings.Contains(out+errOut, "Sekr1tPw") || !strings.Contains(out+errOut, "backend-") {
+	// One line about the store, before any backend was started.
+	if strings.Contains(out+errOut, "Sekr1tPw") || !strings.Contains(out+errOut, "open store postgres://poster:xxxxx@") {
 		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
 	}
 	if logs := readLogs(t, c.runDir); strings.Contains(logs, "Sekr1tPw") {
