@@ -20,8 +20,6 @@ import (
 	"github.com/posterctl/posterctl/internal/clitest"
 )
 
-const chromiumPath = "/usr/bin/chromium"
-
 // dashboardScreenshotEnv names a file to save a picture of the dashboard to,
 // e.g. POSTERCTL_DASHBOARD_SCREENSHOT=$PWD/docs/dashboard.png.
 const dashboardScreenshotEnv = "POSTERCTL_DASHBOARD_SCREENSHOT"
@@ -56,12 +54,7 @@ func startPosterBackend(t *testing.T, port int, db, name string) *clitest.Proces
 // must list both; a SIGKILLed backend must show as down within 2 s, and as
 // healthy again once a new process serves on its port.
 func TestDashboardBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("POSTERCTL_E2E") == "1" {
-			t.Fatalf("POSTERCTL_E2E=1 but chromium is missing: %v", err)
-		}
-		t.Skipf("SKIPPED: dashboard browser test needs chromium at %s (apt-get install chromium); `make e2e` fails instead of skipping", chromiumPath)
-	}
+	clitest.RequireChromium(t)
 	db := filepath.Join(t.TempDir(), "poster.db")
 	ports := []int{clitest.FreePort(t), clitest.FreePort(t)}
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])}
@@ -122,24 +115,7 @@ func TestDashboardBrowser(t *testing.T) {
 		})
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox, // Debian's chromium run as root needs it
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 1000),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
+	ctx, _ := clitest.Browser(t, 150*time.Second, 1440, 1000)
 
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()

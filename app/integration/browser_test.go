@@ -12,9 +12,8 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/posterctl/posterctl/internal/clitest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // screenshotEnv names a file to save a screenshot of the page to, e.g.
 // POSTERCTL_SCREENSHOT=$PWD/docs/poster.png.
@@ -24,32 +23,10 @@ const screenshotEnv = "POSTERCTL_SCREENSHOT"
 // person would: register, log out, log in, post an HTML payload and see it
 // as text, reload and still be logged in, log out.
 func TestBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("POSTERCTL_E2E") == "1" {
-			t.Fatalf("POSTERCTL_E2E=1 but chromium is missing: %v", err)
-		}
-		t.Skipf("SKIPPED: browser test needs chromium at %s (apt-get install chromium); `make e2e` fails instead of skipping", chromiumPath)
-	}
+	clitest.RequireChromium(t)
 	b := startBackend(t, dbPath(t), "backend-browser")
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox, // Debian's chromium run as root needs it
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 1000),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ctx, cancelTab := chromedp.NewContext(actx)
-	defer cancelTab()
+	ctx, cancelTab := clitest.Browser(t, 90*time.Second, 900, 1000)
 
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
