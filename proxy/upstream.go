@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
+	"os"
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -38,25 +40,52 @@ type upstream struct {
 
 type upConn struct {
 	conn     net.Conn
-	raw      syscall.RawConn
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	written  int64 // bytes written since the attempt began
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
 
-	// The liveness check's callback and its results, made once per
-	// connection: a closure per check would be an allocation per request.
-	peekFn    func(fd uintptr) bool
-	peekBuf   [1]byte
-	peekAlive bool
+	// fd is the socket, for the two non-blocking calls made on it directly
+	// (see Write and alive); -1 when it is not known. Only the goroutine
+	// holding the connection uses it, and never after Close.
+	fd      int
+	peekBuf [1]byte
+
+	// See send.
+	rc       syscall.RawConn
+	sendFn   func(fd uintptr) bool // c.sendThenWait, made once
+	sendDone bool
+	sendErr  error
 }
 
 // Write counts what reaches the socket, which is what "sent" means.
+//
+// A request nearly always fits in the socket's send buffer, so it is first
+// written with a raw write(2), which on a non-blocking socket cannot block:
+// this skips the poller's locks and the runtime's system-call bookkeeping
+// (the P is not released, so no other thread is woken to take it over while
+// the kernel delivers to the backend). Whatever does not fit goes through
+// the conn, which waits for room.
 func (c *upConn) Write(p []byte) (int, error) {
-	n, err := c.conn.Write(p)
-	c.written += int64(n)
-	return n, err
+	n := 0
+	if c.fd >= 0 && len(p) > 0 {
+		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch errno {
+		case 0:
+			n = int(r)
+		case syscall.EAGAIN, syscall.EINTR:
+		default:
+			return 0, &net.OpError{Op: "write", Net: "tcp", Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
+		}
+		c.written += int64(n)
+		if n == len(p) {
+			return n, nil
+		}
+	}
+	m, err := c.conn.Write(p[n:])
+	c.written += int64(m)
+	return n + m, err
 }
 
 func (c *upConn) Read(p []byte) (int, error) { return c.conn.Read(p) }
@@ -107,11 +136,14 @@ func (u *upstream) getAt(now time.Time) (*upConn, error) {
 	if err != nil {
 		return nil, &errDial{err}
 	}
-	c := &upConn{conn: conn}
+	c := &upConn{conn: conn, fd: -1}
 	if sc, ok := conn.(syscall.Conn); ok {
-		c.raw, _ = sc.SyscallConn()
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { c.fd = int(fd) })
+			c.rc = raw
+			c.sendFn = c.sendThenWait
+		}
 	}
-	c.peekFn = c.peek
 	c.br = bufio.NewReaderSize(c, 8<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
 	return c, nil
@@ -121,18 +153,14 @@ func (u *upstream) getAt(now time.Time) (*upConn, error) {
 // it (idle timeout, or killed) has left an EOF there, and reusing it would
 // turn a request that was never processed into one that "was sent".
 func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 || c.raw == nil {
+	if c.br.Buffered() > 0 || c.fd < 0 {
 		return false // bytes nobody asked for: the stream is out of step
 	}
-	c.peekAlive = false
-	err := c.raw.Read(c.peekFn)
-	return err == nil && c.peekAlive
-}
-
-func (c *upConn) peek(fd uintptr) bool {
-	n, _, err := syscall.Recvfrom(int(fd), c.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	c.peekAlive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
-	return true // never wait for readiness
+	// MSG_DONTWAIT never blocks, so a raw call is safe and skips the
+	// poller's bookkeeping.
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
 }
 
 func (u *upstream) put(c *upConn) { u.putAt(c, time.Now()) }
@@ -186,32 +214,33 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		return nil, false, err
 	}
 	c.written = 0
-	if err = req.Write(c.bw); err == nil {
-		err = c.bw.Flush()
-	}
-	if err != nil {
+	if err = req.Write(c.bw); err != nil {
 		c.conn.Close()
 		return nil, c.written > 0, fmt.Errorf("write request: %w", err)
 	}
 	// Moving a deadline costs a timer update; one set within the last
 	// second is as good, so the header wait is 29 to 30 s. The clock is
-	// read after the write, which may have streamed a long upload.
+	// read after the body, which may have been a long upload, was written
+	// out; the header wait starts with the last bytes.
 	now := time.Now()
 	if c.deadline.Sub(now) < u.headerWait-time.Second {
 		c.deadline = now.Add(u.headerWait)
 		if err := c.conn.SetReadDeadline(c.deadline); err != nil {
 			c.conn.Close()
-			return nil, true, err
+			return nil, c.written > 0, err
 		}
+	}
+	if err := c.send(); err != nil {
+		c.conn.Close()
+		if c.sendErr != nil {
+			return nil, c.written > 0, fmt.Errorf("write request: %w", err)
+		}
+		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
 	if err := resp.Header.Read(c.br); err != nil {
 		c.conn.Close()
-		var ne net.Error
-		if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
-			return nil, true, errHeaderTimeout
-		}
-		return nil, true, fmt.Errorf("read response: %w", err)
+		return nil, true, readError(err)
 	}
 	keep := !resp.Header.ConnectionClose()
 	// The client's connection is the server's business, not the backend's.
@@ -251,6 +280,45 @@ func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 // release pools or closes c. now may be from before the response came: the
 // connection then counts as idle a little longer than it was, which only
 // retires it sooner.
+// readError tells a response that did not come in time from one that failed.
+func readError(err error) error {
+	var ne net.Error
+	if errors.Is(err, fasthttp.ErrTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		return errHeaderTimeout
+	}
+	return fmt.Errorf("read response: %w", err)
+}
+
+// send writes out what bw holds and waits, under the read deadline, until
+// the response begins to arrive. Go's poller has a read try first and wait
+// only after EAGAIN, which right after sending a request costs a wasted
+// system call per request. Here the wait is armed before the last bytes
+// go out: RawConn.Read resets the readiness flag, then calls sendThenWait,
+// which writes and asks to wait, and the poller wakes us on the response.
+// Readiness cannot be missed, since nothing can be answered before the
+// write, and a stray wake-up only costs the read that follows an EAGAIN,
+// which the conn then waits out as usual.
+func (c *upConn) send() error {
+	if c.rc == nil {
+		return c.bw.Flush()
+	}
+	c.sendDone, c.sendErr = false, nil
+	err := c.rc.Read(c.sendFn)
+	if c.sendErr != nil {
+		return c.sendErr
+	}
+	return err
+}
+
+func (c *upConn) sendThenWait(uintptr) bool {
+	if c.sendDone {
+		return true // readable: the response (or an end) is there
+	}
+	c.sendDone = true
+	c.sendErr = c.bw.Flush()
+	return c.sendErr != nil
+}
+
 func (u *upstream) release(c *upConn, keep bool, now time.Time) {
 	if keep {
 		u.putAt(c, now)
