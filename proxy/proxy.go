@@ -218,7 +218,9 @@ func (p *Proxy) forward(x *exchange) {
 // caught by clientGone.
 func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
 	resp := &x.ctx.Response
-	stripResponseHopByHop(&resp.Header)
+	if hasHopByHopResponse(&resp.Header) {
+		stripResponseHopByHop(&resp.Header)
+	}
 	resp.Header.Set("X-Request-Id", x.id)
 	x.status = resp.StatusCode()
 	if stream == nil {
@@ -315,13 +317,30 @@ func hasHopByHop(h *fasthttp.RequestHeader) bool {
 	return found
 }
 
-func isHopByHopOrExpect(k []byte) bool {
+// hasHopByHopResponse is hasHopByHop for a backend's response, whose
+// Transfer-Encoding fasthttp keeps to itself.
+func hasHopByHopResponse(h *fasthttp.ResponseHeader) bool {
+	found := false
+	for k := range h.All() {
+		if isHopByHop(k) {
+			found = true
+			break
+		}
+	}
+	return found
+}
+
+func isHopByHop(k []byte) bool {
 	for _, name := range hopByHop() {
 		if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
 			return true
 		}
 	}
-	return len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))
+	return false
+}
+
+func isHopByHopOrExpect(k []byte) bool {
+	return isHopByHop(k) || len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))
 }
 
 type errorBody struct {
