@@ -20,9 +20,8 @@ type metrics struct {
 	// inFlight is read by a GaugeFunc at scrape time: an atomic add per
 	// request instead of a gauge's compare-and-swap loop on a float.
 	inFlight atomic.Int64
-	// counters caches requests' children per backend and code, so the
-	// request path does not hash label values; "none" is for answers no
-	// backend gave. A backend's own cache lives on its upstream.
+	// none caches the requests counters of answers no backend gave (see
+	// codeCounters); each backend's cache lives on its upstream.
 	none codeCounters
 	// codes holds status labels, so the request path does not format them.
 	codes [600]string
