@@ -175,7 +175,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil {
+		if err := s.srv.Serve(rawListener{ln}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()

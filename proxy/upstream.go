@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -46,49 +45,36 @@ type upConn struct {
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
 
-	// fd is the socket, for the two non-blocking calls made on it directly
-	// (see Write and alive); -1 when it is not known. Only the goroutine
-	// holding the connection uses it, and never after Close.
+	// fd is the socket, for alive's peek; -1 when it is not known. Only
+	// the goroutine holding the connection uses it, and never after Close.
 	fd      int
 	peekBuf [1]byte
 
+	rio rawIO // reads and writes; see rawIO
+
 	// See send.
-	rc       syscall.RawConn
 	sendFn   func(fd uintptr) bool // c.sendThenWait, made once
 	sendDone bool
 	sendErr  error
 }
 
 // Write counts what reaches the socket, which is what "sent" means.
-//
-// A request nearly always fits in the socket's send buffer, so it is first
-// written with a raw write(2), which on a non-blocking socket cannot block:
-// this skips the poller's locks and the runtime's system-call bookkeeping
-// (the P is not released, so no other thread is woken to take it over while
-// the kernel delivers to the backend). Whatever does not fit goes through
-// the conn, which waits for room.
-func (c *upConn) Write(p []byte) (int, error) {
-	n := 0
-	if c.fd >= 0 && len(p) > 0 {
-		r, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(c.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch errno {
-		case 0:
-			n = int(r)
-		case syscall.EAGAIN, syscall.EINTR:
-		default:
-			return 0, &net.OpError{Op: "write", Net: "tcp", Addr: c.conn.RemoteAddr(), Err: os.NewSyscallError("write", errno)}
-		}
-		c.written += int64(n)
-		if n == len(p) {
-			return n, nil
-		}
+func (c *upConn) Write(p []byte) (n int, err error) {
+	if c.rio.rc != nil {
+		n, err = c.rio.Write(p)
+	} else {
+		n, err = c.conn.Write(p)
 	}
-	m, err := c.conn.Write(p[n:])
-	c.written += int64(m)
-	return n + m, err
+	c.written += int64(n)
+	return n, err
 }
 
-func (c *upConn) Read(p []byte) (int, error) { return c.conn.Read(p) }
+func (c *upConn) Read(p []byte) (int, error) {
+	if c.rio.rc != nil {
+		return c.rio.Read(p)
+	}
+	return c.conn.Read(p)
+}
 
 // errDial marks a failure to connect: nothing was sent.
 type errDial struct{ err error }
@@ -140,7 +126,7 @@ func (u *upstream) getAt(now time.Time) (*upConn, error) {
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) { c.fd = int(fd) })
-			c.rc = raw
+			c.rio.init(conn)
 			c.sendFn = c.sendThenWait
 		}
 	}
@@ -156,8 +142,7 @@ func (c *upConn) alive() bool {
 	if c.br.Buffered() > 0 || c.fd < 0 {
 		return false // bytes nobody asked for: the stream is out of step
 	}
-	// MSG_DONTWAIT never blocks, so a raw call is safe and skips the
-	// poller's bookkeeping.
+	// MSG_DONTWAIT never blocks, so a raw call is safe (see rawIO).
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
@@ -299,11 +284,11 @@ func readError(err error) error {
 // write, and a stray wake-up only costs the read that follows an EAGAIN,
 // which the conn then waits out as usual.
 func (c *upConn) send() error {
-	if c.rc == nil {
+	if c.rio.rc == nil {
 		return c.bw.Flush()
 	}
 	c.sendDone, c.sendErr = false, nil
-	err := c.rc.Read(c.sendFn)
+	err := c.rio.rc.Read(c.sendFn)
 	if c.sendErr != nil {
 		return c.sendErr
 	}
