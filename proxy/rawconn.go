@@ -42,6 +42,16 @@ func (r *rawIO) init(conn net.Conn) bool {
 	if err != nil {
 		return false
 	}
+	// Sockets Go accepts or dials are non-blocking; one that is not (a
+	// descriptor shared with a process that changed it) keeps the
+	// runtime's path, where a blocking call cannot stall the scheduler.
+	nonBlocking := false
+	if err := rc.Control(func(fd uintptr) {
+		flags, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+		nonBlocking = errno == 0 && flags&syscall.O_NONBLOCK != 0
+	}); err != nil || !nonBlocking {
+		return false
+	}
 	r.conn, r.rc = conn, rc
 	r.read.fn = func(fd uintptr) bool { return r.read.call(syscall.SYS_READ, fd) }
 	r.write.fn = func(fd uintptr) bool { return r.write.call(syscall.SYS_WRITE, fd) }
@@ -118,11 +128,15 @@ func (l rawListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
+	return l.wrap(c), nil
+}
+
+func (rawListener) wrap(c net.Conn) net.Conn {
 	cc := &clientConn{Conn: c}
 	if !cc.io.init(c) {
-		return c, nil
+		return c
 	}
-	return cc, nil
+	return cc
 }
 
 // clientConn is a client's connection with rawIO; the rest is the socket's.
