@@ -86,7 +86,7 @@ func BenchmarkLoadBalancer(b *testing.B) {
 		if _, err := os.Stat(wrkBin); err != nil {
 			b.Fatalf("POSTERCTL_BENCH_LOADGEN=wrk: %s not installed", wrkBin)
 		}
-		wrk, genName = &wrkGen{threads: runtime.NumCPU(), per: time.Second}, "wrk"
+		wrk, genName = &wrkGen{threads: runtime.NumCPU()}, "wrk"
 	}
 	logs := "on"
 	if !benchAccessLog() {
@@ -108,7 +108,9 @@ func BenchmarkLoadBalancer(b *testing.B) {
 				}
 				var r loadResult
 				if wrk != nil {
-					r = wrk.run(b, t.addr)
+					// wrk runs for a time, not a count: b.N seconds a
+					// slice, so the run grows with b.N like the Go one.
+					r = wrk.run(b, t.addr, time.Duration(b.N)*time.Second)
 				} else {
 					r = runLoad(b, t.addr, per)
 				}

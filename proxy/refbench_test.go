@@ -208,15 +208,14 @@ func treeCPU(pid int32) float64 {
 }
 
 // wrkGen runs wrk (C, epoll, one thread per core) as the load generator for
-// a fixed time per slice: a second opinion on the Go generator, whose cost
+// a given time per slice: a second opinion on the Go generator, whose cost
 // shares the same two cores.
 type wrkGen struct {
 	threads int
-	per     time.Duration
 }
 
-func (g wrkGen) run(b *testing.B, addr string) loadResult {
-	args := []string{"-t", strconv.Itoa(g.threads), "-c", "64", "-d", strconv.Itoa(int(g.per.Seconds())) + "s",
+func (g wrkGen) run(b *testing.B, addr string, d time.Duration) loadResult {
+	args := []string{"-t", strconv.Itoa(g.threads), "-c", "64", "-d", strconv.Itoa(max(1, int(d.Seconds()))) + "s",
 		"--latency", "--timeout", "10s",
 		"-H", "Host: poster", "-H", "User-Agent: posterctl-bench", "-H", "Accept: application/json",
 		"http://" + addr + "/api/posts/1"}
