@@ -76,6 +76,8 @@ func TestAdminList(t *testing.T) {
 
 func TestAdminDrainAndEnable(t *testing.T) {
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
 	a := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			arrived <- struct{}{}
@@ -83,6 +85,9 @@ func TestAdminDrainAndEnable(t *testing.T) {
 		}
 		io.WriteString(w, "a")
 	})
+	// Registered after a's server, so it runs first: a failed check must not
+	// leave the handler, and so that server's cleanup, waiting for ever.
+	t.Cleanup(letGo)
 	b := testBackend(t, "b", nil)
 	lb, _ := startLB(t, Config{HealthInterval: 20 * time.Millisecond, HealthDownInterval: 10 * time.Millisecond},
 		hostport(a), hostport(b))
@@ -102,10 +107,11 @@ func TestAdminDrainAndEnable(t *testing.T) {
 			t.Fatalf("request %d after the drain went to %q", i, got.header.Get("X-Backend"))
 		}
 	}
-	// Probes keep passing; the drain must outlast several of them.
-	checked := lb.Backends()[0].Status().LastCheck
+	// Probes keep passing; the drain must outlast several of them. (Measured
+	// from now, not from the last check, which is nil before the first probe.)
+	drained := time.Now()
 	clitest.Eventually(t, 5*time.Second, func() error {
-		if now := lb.Backends()[0].Status().LastCheck; now == nil || checked == nil || !now.After(checked.Add(60*time.Millisecond)) {
+		if now := lb.Backends()[0].Status().LastCheck; now == nil || !now.After(drained.Add(60*time.Millisecond)) {
 			return errors.New("no new probes yet")
 		}
 		return nil
@@ -119,7 +125,7 @@ func TestAdminDrainAndEnable(t *testing.T) {
 		t.Fatalf("/health during the drain: %+v", h)
 	}
 	// The in-flight request finishes, and in_flight falls to 0.
-	close(release)
+	letGo()
 	if got := <-slow; got.status != 200 || got.body != "a" {
 		t.Fatalf("in-flight request: %d %q", got.status, got.body)
 	}
