@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 TESTBIN  := bin/posterctl-race
 
-.PHONY: build run test e2e bench lint clean
+.PHONY: build run test e2e bench bench-lb bench-lb-wrk lint clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/posterctl
@@ -27,6 +27,14 @@ e2e:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count=1 ./...
+
+# The load balancer alone, longer and so steadier; nginx and HAProxy join the
+# same run when installed (apt-get install nginx haproxy).
+bench-lb:
+	$(GO) test -run '^$$' -bench LoadBalancer -benchtime 10s -count=1 ./proxy/
+
+bench-lb-wrk:
+	POSTERCTL_BENCH_LOADGEN=wrk $(GO) test -run '^$$' -bench LoadBalancer -benchtime 3s -count=1 ./proxy/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
