@@ -196,16 +196,9 @@ func (c *Client) Scale(ctx context.Context, n int, grace time.Duration, say func
 }
 
 func (c *Client) stream(ctx context.Context, path string, say func(string)) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://posterctl"+path, nil)
+	resp, err := c.send(ctx, http.MethodPost, path)
 	if err != nil {
 		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNotListening(err) {
-			return ErrNotRunning
-		}
-		return fmt.Errorf("control socket: %w", err)
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
@@ -231,16 +224,9 @@ func (c *Client) stream(ctx context.Context, path string, say func(string)) erro
 }
 
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://posterctl"+path, nil)
+	resp, err := c.send(ctx, method, path)
 	if err != nil {
 		return err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if isNotListening(err) {
-			return ErrNotRunning
-		}
-		return fmt.Errorf("control socket: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -255,6 +241,23 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		return fmt.Errorf("control socket: decode: %w", err)
 	}
 	return nil
+}
+
+// send makes one request on the control socket; a socket that is missing or
+// does not answer is ErrNotRunning.
+func (c *Client) send(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://posterctl"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if isNotListening(err) {
+			return nil, ErrNotRunning
+		}
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return resp, nil
 }
 
 // isNotListening is true for a socket file that is missing or stale.
