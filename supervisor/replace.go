@@ -3,14 +3,10 @@ package supervisor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 )
-
-// errBusy means another restart or scale holds the cluster.
-var errBusy = errors.New("a restart or scale is already in progress")
 
 // running returns the current process when the child is running and not
 // being stopped.
