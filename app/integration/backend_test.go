@@ -32,17 +32,35 @@ func TestBackend_SharedSession(t *testing.T) {
 	hc := newHTTPClient(4)
 	defer hc.CloseIdleConnections()
 
+	alice := checkOneStore(t, hc, a, b, func(table string) int { return countRows(t, db, table) })
+
+	// Logout through b ends the session on a; a second session logged out
+	// through a ends on b.
+	alice.must("DELETE", b.url+"/api/logout", nil, http.StatusNoContent)
+	alice.must("GET", a.url+"/api/user", nil, http.StatusUnauthorized)
+	alice.must("GET", b.url+"/api/user", nil, http.StatusUnauthorized)
+
+	bob := &client{tb: t, hc: hc}
+	bob.registerAndLogin(b.url, "bob", "bob-password")
+	bob.must("GET", a.url+"/api/user", nil, http.StatusOK)
+	bob.must("DELETE", a.url+"/api/logout", nil, http.StatusNoContent)
+	bob.must("GET", b.url+"/api/user", nil, http.StatusUnauthorized)
+}
+
+// checkOneStore registers alice on a and checks that the two backends are
+// one app: her session is valid on b, a post written through b is read
+// through a, and an Idempotency-Key replayed through b is caught (count reads
+// a table's size). It returns alice, still logged in.
+func checkOneStore(t *testing.T, hc *http.Client, a, b *backend, count func(table string) int) *client {
+	t.Helper()
 	alice := &client{tb: t, hc: hc}
 	alice.registerAndLogin(a.url, "alice", "alice-password")
 
 	r := alice.must("GET", b.url+"/api/user", nil, http.StatusOK)
-	if got := r.header.Get("X-Backend"); got != "backend-b" {
-		t.Fatalf("X-Backend = %q, want backend-b", got)
-	}
 	var u struct{ Username string }
 	r.decode(t, &u)
-	if u.Username != "alice" {
-		t.Fatalf("user through b = %s", r.body)
+	if u.Username != "alice" || r.header.Get("X-Backend") != b.name {
+		t.Fatalf("user through b = %s (X-Backend %q, want %s)", r.body, r.header.Get("X-Backend"), b.name)
 	}
 
 	r = alice.must("POST", b.url+"/api/posts", map[string]string{"content": "written through b"}, http.StatusCreated)
@@ -60,29 +78,15 @@ func TestBackend_SharedSession(t *testing.T) {
 		t.Fatalf("posts through a: %+v", page.Posts)
 	}
 
-	// Logout through b ends the session on a; a second session logged out
-	// through a ends on b.
-	alice.must("DELETE", b.url+"/api/logout", nil, http.StatusNoContent)
-	alice.must("GET", a.url+"/api/user", nil, http.StatusUnauthorized)
-	alice.must("GET", b.url+"/api/user", nil, http.StatusUnauthorized)
-
-	bob := &client{tb: t, hc: hc}
-	bob.registerAndLogin(b.url, "bob", "bob-password")
-	bob.must("GET", a.url+"/api/user", nil, http.StatusOK)
-	bob.must("DELETE", a.url+"/api/logout", nil, http.StatusNoContent)
-	bob.must("GET", b.url+"/api/user", nil, http.StatusUnauthorized)
-
-	// An Idempotency-Key replayed through the other backend is caught too.
-	carol := &client{tb: t, hc: hc}
-	carol.registerAndLogin(a.url, "carol", "carol-password")
-	first := carol.must("POST", a.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
-	again := carol.must("POST", b.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
-	if !bytes.Equal(first.body, again.body) {
+	first := alice.must("POST", a.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
+	again := alice.must("POST", b.url+"/api/posts", map[string]string{"content": "once"}, http.StatusCreated, "Idempotency-Key", "k1")
+	if !bytes.Equal(first.body, again.body) || again.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("replay through b: %s, first %s", again.body, first.body)
 	}
-	if n := countRows(t, db, "posts"); n != 2 {
+	if n := count("posts"); n != 2 {
 		t.Fatalf("%d posts stored, want 2", n)
 	}
+	return alice
 }
 
 // TestBackend_Concurrency is the concurrency acceptance: two
