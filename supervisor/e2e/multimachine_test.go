@@ -47,19 +47,7 @@ func TestTwoMachinesOnePostgres(t *testing.T) {
 
 	// A session made through the LB works on both backends.
 	cl := noRetryClient()
-	creds := `{"username":"twomachines","password":"correct horse battery"}`
-	if code, body := call(t, cl, "POST", front.url("/api/register"), creds, nil); code != 201 {
-		t.Fatalf("register through the LB: %d %s", code, body)
-	}
-	resp, err := cl.Post(front.url("/api/login"), "application/json", strings.NewReader(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
-		t.Fatalf("login through the LB: %d", resp.StatusCode)
-	}
-	cookie := resp.Cookies()[0]
+	cookie := registerAndLogin(t, cl, front.url(""), "twomachines")
 	direct := map[string]string{
 		"front": fmt.Sprintf("http://127.0.0.1:%d", front.basePort),
 		"back":  fmt.Sprintf("http://127.0.0.1:%d", back.basePort),
@@ -145,6 +133,25 @@ func readLogs(t *testing.T, runDir string) string {
 		b.Write(data)
 	}
 	return b.String()
+}
+
+// registerAndLogin registers username at base (the app's URL, no trailing
+// slash) and returns its session cookie.
+func registerAndLogin(t *testing.T, cl *http.Client, base, username string) *http.Cookie {
+	t.Helper()
+	creds := fmt.Sprintf(`{"username":%q,"password":"correct horse battery"}`, username)
+	if code, body := call(t, cl, "POST", base+"/api/register", creds, nil); code != 201 {
+		t.Fatalf("register %s at %s: %d %s", username, base, code, body)
+	}
+	resp, err := cl.Post(base+"/api/login", "application/json", strings.NewReader(creds))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
+		t.Fatalf("login %s at %s: %d", username, base, resp.StatusCode)
+	}
+	return resp.Cookies()[0]
 }
 
 // call sends one JSON request and returns the status and body.

@@ -32,19 +32,7 @@ type load struct {
 func startLoad(t *testing.T, c *cluster) *load {
 	t.Helper()
 	cl := noRetryClient()
-	creds := fmt.Sprintf(`{"username":"load%d","password":"correct horse battery"}`, time.Now().UnixNano()%1e9)
-	if code, body := call(t, cl, "POST", c.url("/api/register"), creds, nil); code != 201 {
-		t.Fatalf("register: %d %s", code, body)
-	}
-	resp, err := cl.Post(c.url("/api/login"), "application/json", strings.NewReader(creds))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(resp.Cookies()) == 0 {
-		t.Fatalf("login: %d", resp.StatusCode)
-	}
-	cookie := resp.Cookies()[0]
+	cookie := registerAndLogin(t, cl, c.url(""), fmt.Sprintf("load%d", time.Now().UnixNano()%1e9))
 	l := &load{stop: make(chan struct{})}
 	loop := func(count *atomic.Int64, want int, req func(i int) *http.Request) {
 		defer l.wg.Done()
