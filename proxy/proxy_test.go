@@ -655,4 +655,31 @@ func TestFraming(t *testing.T) {
 			t.Fatal("a client that never finished its header kept the connection for 10 s")
 		}
 	})
+	t.Run("SlowHeaderOnKeepAliveIsCut", func(t *testing.T) {
+		// The header timeout, not the much longer idle one, applies once a
+		// kept-alive connection's next request has begun.
+		lb, _ := startLB(t, Config{ReadHeaderTimeout: 200 * time.Millisecond, ClientIdleTimeout: 60 * time.Second}, hostport(be))
+		conn, err := net.Dial("tcp", lb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		for i := range 3 {
+			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n")
+		_, err = io.ReadAll(br)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("a kept-alive client that never finished its next header kept the connection for 10 s")
+		}
+	})
 }

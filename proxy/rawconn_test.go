@@ -104,3 +104,78 @@ func TestRawIOLeavesBlockingSockets(t *testing.T) {
 		t.Fatal("the listener wrapped a blocking socket")
 	}
 }
+
+// TestClientConnReadDeadline checks the lazy read deadline: it is in force
+// for the next Read, it may fall a little early but never late, and an
+// earlier one replaces a later one at once.
+func TestClientConnReadDeadline(t *testing.T) {
+	client, server := tcpPair(t)
+	c, ok := rawListener{}.wrap(server).(*clientConn)
+	if !ok {
+		t.Fatal("a TCP connection was not wrapped")
+	}
+	read := func() error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 16))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			client.Close() // unblocks the read
+			<-done
+			t.Fatal("Read outlived its deadline")
+			return nil
+		}
+	}
+	isTimeout := func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+	far := time.Now().Add(time.Hour)
+	c.SetReadDeadline(far)
+	client.Write([]byte("a"))
+	if err := read(); err != nil {
+		t.Fatalf("read under a far deadline: %v", err)
+	}
+	if !c.hasRead.Equal(far) {
+		t.Fatalf("deadline in force %v, want %v", c.hasRead, far)
+	}
+
+	// A little later than the one in force: kept as it is.
+	c.SetReadDeadline(far.Add(deadlineSlack / 2))
+	client.Write([]byte("b"))
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.hasRead.Equal(far) {
+		t.Fatalf("a deadline within the slack was applied: %v", c.hasRead)
+	}
+
+	// Much later: applied.
+	later := far.Add(2 * deadlineSlack)
+	c.SetReadDeadline(later)
+	client.Write([]byte("c"))
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.hasRead.Equal(later) {
+		t.Fatalf("deadline in force %v, want %v", c.hasRead, later)
+	}
+
+	// Earlier, however slightly: applied, and it cuts the read.
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := read(); !isTimeout(err) {
+		t.Fatalf("read past an earlier deadline: %v, want a timeout", err)
+	}
+
+	// No deadline at all.
+	c.SetDeadline(time.Time{})
+	client.Write([]byte("d"))
+	if err := read(); err != nil {
+		t.Fatalf("read with no deadline: %v", err)
+	}
+	if !c.hasRead.IsZero() {
+		t.Fatalf("deadline in force %v, want none", c.hasRead)
+	}
+}
