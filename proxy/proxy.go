@@ -130,6 +130,9 @@ func (p *Proxy) forward(x *exchange) {
 		return
 	}
 
+	// A request that may go to a second backend after it was sent may as
+	// well go to the same one again when a pooled connection was dead.
+	resendable := kind != bodyStreamed && retryable(string(in.Method()), true, hasKey, kind, false)
 	var tried Tried
 	reached := false
 	var lastErr error
@@ -157,7 +160,7 @@ func (p *Proxy) forward(x *exchange) {
 		}
 
 		// Select has counted the request in b's in-flight number.
-		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head, x.start)
+		ustream, sent, err := b.up.roundTrip(out, &ctx.Response, head, resendable, x.start)
 		if err == nil {
 			b.recordSuccess()
 			x.holding = b

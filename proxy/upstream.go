@@ -42,6 +42,8 @@ type upConn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	written  int64 // bytes written since the attempt began
+	read     int64 // bytes read since the attempt began
+	reused   bool  // taken from the pool rather than dialed for this attempt
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
 
@@ -69,11 +71,14 @@ func (c *upConn) Write(p []byte) (n int, err error) {
 	return n, err
 }
 
-func (c *upConn) Read(p []byte) (int, error) {
+func (c *upConn) Read(p []byte) (n int, err error) {
 	if c.rio.rc != nil {
-		return c.rio.Read(p)
+		n, err = c.rio.Read(p)
+	} else {
+		n, err = c.conn.Read(p)
 	}
-	return c.conn.Read(p)
+	c.read += int64(n)
+	return n, err
 }
 
 // errDial marks a failure to connect: nothing was sent.
@@ -98,10 +103,13 @@ func newUpstream(addr string, cfg *Config) *upstream {
 }
 
 // get returns a live pooled connection or dials a new one.
-func (u *upstream) get() (*upConn, error) { return u.getAt(time.Now()) }
+func (u *upstream) get() (*upConn, error) { return u.getAt(time.Now(), true) }
 
 // getAt is get with the caller's clock reading: the request path has one.
-func (u *upstream) getAt(now time.Time) (*upConn, error) {
+// peek false skips the system call that checks a pooled connection for a
+// close by the backend: for a request that may be sent again, roundTrip
+// instead resends it on a fresh connection if the pooled one turns out dead.
+func (u *upstream) getAt(now time.Time, peek bool) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
@@ -113,11 +121,17 @@ func (u *upstream) getAt(now time.Time) (*upConn, error) {
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
-		if now.Sub(c.idleFrom) < u.idleTimeout && c.alive() {
+		if now.Sub(c.idleFrom) < u.idleTimeout && c.br.Buffered() == 0 && (!peek || c.alive()) {
+			c.reused = true
 			return c, nil
 		}
 		c.conn.Close()
 	}
+	return u.dial()
+}
+
+// dial opens a new connection to the backend.
+func (u *upstream) dial() (*upConn, error) {
 	conn, err := u.dialer.Dial("tcp", u.addr)
 	if err != nil {
 		return nil, &errDial{err}
@@ -152,6 +166,7 @@ func (u *upstream) put(c *upConn) { u.putAt(c, time.Now()) }
 
 func (u *upstream) putAt(c *upConn, now time.Time) {
 	c.idleFrom = now
+	c.reused = false
 	u.mu.Lock()
 	if u.closed || len(u.idle) >= u.maxIdle {
 		u.mu.Unlock()
@@ -193,12 +208,33 @@ func (u *upstream) close() {
 // start is when the request arrived: it stands in for the clock when judging
 // a pooled connection's idle time, which has far more slack than a request
 // takes to get here (its body is read under the read timeout).
-func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head bool, start time.Time) (stream *upstreamBody, sent bool, err error) {
-	c, err := u.getAt(start)
+//
+// resendable says the request may be sent twice (see retryable). Such a
+// request skips the liveness peek at a pooled connection; if that connection
+// fails before any byte of an answer (the backend had closed it, or died),
+// the request goes once more to the same backend on a new connection, as
+// net/http's Transport does. A backend that is gone then refuses the dial,
+// which is an error from before sending. Other requests keep the peek, and
+// the pool never hands them a connection it knows to be closed.
+func (u *upstream) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, head, resendable bool, start time.Time) (stream *upstreamBody, sent bool, err error) {
+	c, err := u.getAt(start, !resendable)
 	if err != nil {
 		return nil, false, err
 	}
-	c.written = 0
+	stream, sent, err = u.exchange(c, req, resp, head)
+	if err != nil && resendable && c.reused && c.read == 0 && !errors.Is(err, errHeaderTimeout) {
+		if c, err = u.dial(); err != nil {
+			return nil, false, err
+		}
+		resp.Reset()
+		stream, sent, err = u.exchange(c, req, resp, head)
+	}
+	return stream, sent, err
+}
+
+// exchange is one request and response on c, which it pools or closes.
+func (u *upstream) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Response, head bool) (stream *upstreamBody, sent bool, err error) {
+	c.written, c.read = 0, 0
 	if err = req.Write(c.bw); err != nil {
 		c.conn.Close()
 		return nil, c.written > 0, fmt.Errorf("write request: %w", err)
