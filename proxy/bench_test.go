@@ -38,8 +38,13 @@ import (
 func BenchmarkLoadBalancer(b *testing.B) {
 	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
-	startHelperBackend(b, addrA, "a")
-	startHelperBackend(b, addrB, "b")
+	helperA := startHelperBackend(b, addrA, "a")
+	helperB := startHelperBackend(b, addrB, "b")
+	// What the backends spend per request shows whether a balancer makes
+	// their work dearer (more headers to parse, more wake-ups).
+	backendsCPU := func() float64 {
+		return treeCPU(int32(helperA.Cmd.Process.Pid)) + treeCPU(int32(helperB.Cmd.Process.Pid))
+	}
 	lbPort, healthPort := clitest.FreePort(b), clitest.FreePort(b)
 	lbArgs := []string{"--log-format", "json"}
 	if !benchAccessLog() {
@@ -106,6 +111,7 @@ func BenchmarkLoadBalancer(b *testing.B) {
 				if t.cpu != nil {
 					cpu0 = t.cpu()
 				}
+				be0 := backendsCPU()
 				var r loadResult
 				if wrk != nil {
 					// wrk runs for a time, not a count: b.N seconds a
@@ -117,6 +123,7 @@ func BenchmarkLoadBalancer(b *testing.B) {
 				if t.cpu != nil {
 					r.cpu = t.cpu() - cpu0
 				}
+				r.backendCPU = backendsCPU() - be0
 				res[k].add(r)
 			}
 		}
@@ -136,7 +143,8 @@ func BenchmarkLoadBalancer(b *testing.B) {
 			} else {
 				fmt.Fprintf(&sb, "  %22s", "")
 			}
-			fmt.Fprintf(&sb, "  generator cpu %4.1f µs/req  (%d requests)\n", r.genCPUPerReq, r.n)
+			b.ReportMetric(r.backendCPUPerReq, t.name+"-backend-cpu-µs/req")
+			fmt.Fprintf(&sb, "  backends cpu %4.1f µs/req  generator cpu %4.1f µs/req  (%d requests)\n", r.backendCPUPerReq, r.genCPUPerReq, r.n)
 		}
 		sb.WriteString("  ratios:")
 		d := sum["direct"].rps
@@ -220,6 +228,7 @@ type loadResult struct {
 	elapsed    time.Duration
 	cpu        float64 // seconds of the balancer's CPU
 	genCPU     float64 // seconds of the load generator's CPU
+	backendCPU float64 // seconds of the two backends' CPU
 	lats       []time.Duration
 	p50s, p99s []time.Duration // per slice, from a generator that gives only percentiles
 
@@ -227,6 +236,8 @@ type loadResult struct {
 	p50, p99     time.Duration
 	cpuPerReq    float64 // µs of the balancer's CPU per request
 	genCPUPerReq float64 // µs of the generator's CPU per request
+	// µs of the backends' CPU per request
+	backendCPUPerReq float64
 }
 
 func (r *loadResult) add(s loadResult) {
@@ -234,6 +245,7 @@ func (r *loadResult) add(s loadResult) {
 	r.elapsed += s.elapsed
 	r.cpu += s.cpu
 	r.genCPU += s.genCPU
+	r.backendCPU += s.backendCPU
 	r.lats = append(r.lats, s.lats...)
 	r.p50s = append(r.p50s, s.p50s...)
 	r.p99s = append(r.p99s, s.p99s...)
@@ -246,6 +258,7 @@ func (r loadResult) summary() loadResult {
 	r.rps = float64(r.n) / r.elapsed.Seconds()
 	r.cpuPerReq = r.cpu * 1e6 / float64(r.n)
 	r.genCPUPerReq = r.genCPU * 1e6 / float64(r.n)
+	r.backendCPUPerReq = r.backendCPU * 1e6 / float64(r.n)
 	slices.Sort(r.lats)
 	if len(r.lats) > 0 {
 		r.p50, r.p99 = r.lats[len(r.lats)/2], r.lats[len(r.lats)*99/100]

@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientConnReadDeadline checks the lazy read deadline: it is in force
+// for the next Read, it may fall a little early but never late, and an
+// earlier one replaces a later one at once.
+func TestClientConnReadDeadline(t *testing.T) {
+	client, server := tcpPair(t)
+	c, ok := rawListener{}.wrap(server).(*clientConn)
+	if !ok {
+		t.Fatal("a TCP connection was not wrapped")
+	}
+	read := func() error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Read(make([]byte, 16))
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			client.Close() // unblocks the read
+			<-done
+			t.Fatal("Read outlived its deadline")
+			return nil
+		}
+	}
+	isTimeout := func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+	far := time.Now().Add(time.Hour)
+	c.SetReadDeadline(far)
+	client.Write([]byte("a"))
+	if err := read(); err != nil {
+		t.Fatalf("read under a far deadline: %v", err)
+	}
+	if !c.hasRead.Equal(far) {
+		t.Fatalf("deadline in force %v, want %v", c.hasRead, far)
+	}
+
+	// A little later than the one in force: kept as it is.
+	c.SetReadDeadline(far.Add(deadlineSlack / 2))
+	client.Write([]byte("b"))
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.hasRead.Equal(far) {
+		t.Fatalf("a deadline within the slack was applied: %v", c.hasRead)
+	}
+
+	// Much later: applied.
+	later := far.Add(2 * deadlineSlack)
+	c.SetReadDeadline(later)
+	client.Write([]byte("c"))
+	if err := read(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.hasRead.Equal(later) {
+		t.Fatalf("deadline in force %v, want %v", c.hasRead, later)
+	}
+
+	// Earlier, however slightly: applied, and it cuts the read.
+	c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if err := read(); !isTimeout(err) {
+		t.Fatalf("read past an earlier deadline: %v, want a timeout", err)
+	}
+
+	// No deadline at all.
+	c.SetDeadline(time.Time{})
+	client.Write([]byte("d"))
+	if err := read(); err != nil {
+		t.Fatalf("read with no deadline: %v", err)
+	}
+	if !c.hasRead.IsZero() {
+		t.Fatalf("deadline in force %v, want none", c.hasRead)
+	}
+}
+
+// rawGET sends one GET on conn and reads its response.
+func rawGET(t *testing.T, conn net.Conn, br *bufio.Reader, extra string) {
+	t.Helper()
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n"+extra+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	readOK(t, br)
+}
+
+func readOK(t *testing.T, br *bufio.Reader) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// TestKeepAliveAfterWait: a response's write waits for the next request and
+// hands it to the server, whatever its size or however it comes.
+func TestKeepAliveAfterWait(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	lb, _ := startLB(t, Config{}, hostport(be))
+	conn, err := net.Dial("tcp", lb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for range 5 {
+		rawGET(t, conn, br, "")
+	}
+	// Larger than the buffer the wait reads into: the rest is read after.
+	rawGET(t, conn, br, "X-Big: "+strings.Repeat("b", 10<<10)+"\r\n")
+	rawGET(t, conn, br, "")
+	// Two requests in one write: both answered, in order.
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	readOK(t, br)
+	readOK(t, br)
+	// A request that comes in pieces, after a pause.
+	io.WriteString(conn, "GET / HTTP/1.1\r\n")
+	io.WriteString(conn, "Host: x\r\n\r\n")
+	readOK(t, br)
+}
+
+// TestIdleTimeoutInWait: the wait for a next request ends at the idle
+// timeout, and the connection is closed.
+func TestIdleTimeoutInWait(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	lb, _ := startLB(t, Config{ClientIdleTimeout: 300 * time.Millisecond}, hostport(be))
+	conn, err := net.Dial("tcp", lb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	rawGET(t, conn, br, "")
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want it closed (EOF)", err)
+	}
+}
+
+// TestCloseEndsWaits: connections waiting for their next request do not hold
+// up a graceful stop; they are closed.
+func TestCloseEndsWaits(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	cfg := Config{ClientIdleTimeout: time.Minute}
+	cfg.Listen, cfg.HealthListen, cfg.Backends = "127.0.0.1:0", "127.0.0.1:0", []string{hostport(be)}
+	lb, err := NewServer(cfg, zerologNop(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lb.Open(); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 4 {
+		conn, err := net.Dial("tcp", lb.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		rawGET(t, conn, bufio.NewReader(conn), "")
+		conns = append(conns, conn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lb.Close(ctx); err != nil {
+		t.Fatalf("close with idle keep-alive connections: %v", err)
+	}
+	for i, conn := range conns {
+		if _, err := conn.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("connection %d after close: %v, want EOF", i, err)
+		}
+	}
+}
