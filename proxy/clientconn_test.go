@@ -110,9 +110,9 @@ func readOK(t *testing.T, br *bufio.Reader) {
 	}
 }
 
-// TestKeepAliveAfterWait: a response's write waits for the next request and
-// hands it to the server, whatever its size or however it comes.
-func TestKeepAliveAfterWait(t *testing.T) {
+// TestKeepAlive: one connection carries request after request, whatever
+// their size or however they come.
+func TestKeepAlive(t *testing.T) {
 	be := testBackend(t, "a", nil)
 	lb, _ := startLB(t, Config{}, hostport(be))
 	conn, err := net.Dial("tcp", lb.Addr())
@@ -125,7 +125,7 @@ func TestKeepAliveAfterWait(t *testing.T) {
 	for range 5 {
 		rawGET(t, conn, br, "")
 	}
-	// Larger than the buffer the wait reads into: the rest is read after.
+	// Larger than one read, and than the balancer's write buffer.
 	rawGET(t, conn, br, "X-Big: "+strings.Repeat("b", 10<<10)+"\r\n")
 	rawGET(t, conn, br, "")
 	// Two requests in one write: both answered, in order.
@@ -138,9 +138,9 @@ func TestKeepAliveAfterWait(t *testing.T) {
 	readOK(t, br)
 }
 
-// TestIdleTimeoutInWait: the wait for a next request ends at the idle
-// timeout, and the connection is closed.
-func TestIdleTimeoutInWait(t *testing.T) {
+// TestIdleTimeout: a kept-alive connection with no next request is closed
+// at the idle timeout.
+func TestIdleTimeout(t *testing.T) {
 	be := testBackend(t, "a", nil)
 	lb, _ := startLB(t, Config{ClientIdleTimeout: 300 * time.Millisecond}, hostport(be))
 	conn, err := net.Dial("tcp", lb.Addr())
@@ -156,9 +156,9 @@ func TestIdleTimeoutInWait(t *testing.T) {
 	}
 }
 
-// TestCloseEndsWaits: connections waiting for their next request do not hold
-// up a graceful stop; they are closed.
-func TestCloseEndsWaits(t *testing.T) {
+// TestCloseClosesIdleConnections: connections waiting for their next request
+// do not hold up a graceful stop; they are closed.
+func TestCloseClosesIdleConnections(t *testing.T) {
 	be := testBackend(t, "a", nil)
 	cfg := Config{ClientIdleTimeout: time.Minute}
 	cfg.Listen, cfg.HealthListen, cfg.Backends = "127.0.0.1:0", "127.0.0.1:0", []string{hostport(be)}
@@ -190,4 +190,35 @@ func TestCloseEndsWaits(t *testing.T) {
 			t.Fatalf("connection %d after close: %v, want EOF", i, err)
 		}
 	}
+}
+
+// TestPipelinedWhileAtBackend: a client that sends its next request while
+// the first is still at the backend gets both answers without delay. The
+// next request came before the first response went out, so a wait for
+// readiness begun with that write would never see it.
+func TestPipelinedWhileAtBackend(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	be := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	})
+	lb, _ := startLB(t, Config{ClientIdleTimeout: time.Minute}, hostport(be))
+	conn, err := net.Dial("tcp", lb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	rawGET(t, conn, br, "") // a response written, the connection kept
+	io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-arrived
+	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	close(release)
+	readOK(t, br)
+	readOK(t, br)
 }

@@ -97,20 +97,11 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		x.id = p.newID()
 	}
-	cc, _ := ctx.Conn().(*clientConn)
-	if cc != nil {
-		cc.arm(false)
-	}
 	if h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0 {
 		p.upgrade(x)
 		return
 	}
 	p.forward(x)
-	// A whole response on a connection that stays open: its write may wait
-	// for the next request too (see clientConn).
-	if cc != nil && !ctx.Response.IsBodyStream() && h.IsHTTP11() && !h.ConnectionClose() && !ctx.Response.ConnectionClose() {
-		cc.arm(true)
-	}
 }
 
 func (p *Proxy) forward(x *exchange) {

@@ -54,7 +54,6 @@ type Server struct {
 	lastSample   time.Time
 
 	srv          *fasthttp.Server
-	clients      *clientConns
 	healthSrv    *http.Server
 	ln, healthLn net.Listener
 	wg           sync.WaitGroup
@@ -87,13 +86,12 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
 	s.checker = NewHealthChecker(&s.cfg, pool, probe, onChange)
 
-	s.clients = newClientConns(cfg.ClientIdleTimeout)
 	s.srv = &fasthttp.Server{
 		Handler: s.proxy.Handle,
 		// The request header must fit in the read buffer: that is the limit
 		// (431 beyond it).
 		ReadBufferSize:  cfg.MaxHeaderBytes,
-		WriteBufferSize: clientWriteBuffer,
+		WriteBufferSize: 8 << 10,
 		// fasthttp times the whole request read; the handler lifts the
 		// deadline for bodies large enough to stream.
 		ReadTimeout: cfg.ReadHeaderTimeout,
@@ -177,7 +175,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(rawListener{Listener: ln, conns: s.clients}); err != nil {
+		if err := s.srv.Serve(rawListener{ln}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()
@@ -224,9 +222,6 @@ func (s *Server) Close(ctx context.Context) error {
 			s.closeUpstreams()
 			return
 		}
-		// Connections waiting for a next request inside a write are
-		// active to fasthttp, which would wait for them: end the waits.
-		s.clients.stop()
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		wg.Add(2)

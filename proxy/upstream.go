@@ -313,14 +313,17 @@ func readError(err error) error {
 // send writes out what bw holds and waits, under the read deadline, until
 // the response begins to arrive. Go's poller has a read try first and wait
 // only after EAGAIN, which right after sending a request costs a wasted
-// system call per request. Here the wait is armed before the last bytes
-// go out: RawConn.Read resets the readiness flag, then calls sendThenWait,
+// system call per request. Here the wait is armed before the request goes
+// out: RawConn.Read resets the readiness flag, then calls sendThenWait,
 // which writes and asks to wait, and the poller wakes us on the response.
 // Readiness cannot be missed, since nothing can be answered before the
 // write, and a stray wake-up only costs the read that follows an EAGAIN,
-// which the conn then waits out as usual.
+// which the conn then waits out as usual. That holds only if no byte of
+// the request went out before: a request larger than bw has been partly
+// (or, written through, wholly) sent already, and the backend may have
+// answered, so it is flushed and read the usual way.
 func (c *upConn) send() error {
-	if c.rio.rc == nil {
+	if c.rio.rc == nil || c.written > 0 {
 		return c.bw.Flush()
 	}
 	c.sendDone, c.sendErr = false, nil
