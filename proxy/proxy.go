@@ -24,8 +24,10 @@ import (
 // proxied request, 64 connections, small GETs): a net/http ReverseProxy with
 // a tuned Transport and pooled buffers cost 47-55 µs, a bare fasthttp proxy
 // 18-19 µs, and this handler, with every behaviour below, 21-25 µs at first;
-// 17.6-18.4 µs since its sockets use raw calls (rawconn.go), against nginx
-// 16.8-17.2 and HAProxy 18.5-19.4 in the same runs (BenchmarkLoadBalancer).
+// 15.7-16.3 µs since its sockets use raw calls (rawconn.go), client read
+// deadlines move lazily (clientConn) and requests that may be sent twice
+// skip the pooled-connection peek, against nginx 15.9-16.0 and HAProxy
+// 18.1 in the same runs (BenchmarkLoadBalancer, on a quiet machine).
 // Three quarters of it is the kernel's loopback TCP work. The behaviours
 // ReverseProxy gave for free (hop-by-hop removal, X-Forwarded-*, upgrades,
 // flushing streams) are done here and covered by tests.
