@@ -3,11 +3,9 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -38,8 +36,6 @@ func TestClientConnReadDeadline(t *testing.T) {
 			return nil
 		}
 	}
-	isTimeout := func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
-
 	far := time.Now().Add(time.Hour)
 	c.SetReadDeadline(far)
 	client.Write([]byte("a"))
@@ -115,12 +111,7 @@ func readOK(t *testing.T, br *bufio.Reader) {
 func TestKeepAlive(t *testing.T) {
 	be := testBackend(t, "a", nil)
 	lb, _ := startLB(t, Config{}, hostport(be))
-	conn, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, lb)
 	br := bufio.NewReader(conn)
 	for range 5 {
 		rawGET(t, conn, br, "")
@@ -143,12 +134,7 @@ func TestKeepAlive(t *testing.T) {
 func TestIdleTimeout(t *testing.T) {
 	be := testBackend(t, "a", nil)
 	lb, _ := startLB(t, Config{ClientIdleTimeout: 300 * time.Millisecond}, hostport(be))
-	conn, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, lb)
 	br := bufio.NewReader(conn)
 	rawGET(t, conn, br, "")
 	if _, err := br.ReadByte(); err != io.EOF {
@@ -171,12 +157,7 @@ func TestCloseClosesIdleConnections(t *testing.T) {
 	}
 	var conns []net.Conn
 	for range 4 {
-		conn, err := net.Dial("tcp", lb.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn := dialLB(t, lb)
 		rawGET(t, conn, bufio.NewReader(conn), "")
 		conns = append(conns, conn)
 	}
@@ -207,12 +188,7 @@ func TestPipelinedWhileAtBackend(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	lb, _ := startLB(t, Config{ClientIdleTimeout: time.Minute}, hostport(be))
-	conn, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, lb)
 	br := bufio.NewReader(conn)
 	rawGET(t, conn, br, "") // a response written, the connection kept
 	io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")

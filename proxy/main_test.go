@@ -154,6 +154,19 @@ func newClient(t testing.TB) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
+// dialLB opens a raw connection to the balancer, with a 10 s deadline so a
+// test that waits for an answer cannot hang; it is closed at cleanup.
+func dialLB(t testing.TB, lb *Server) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", lb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
 type result struct {
 	status int
 	header http.Header

@@ -134,7 +134,7 @@ func (p *Proxy) forward(x *exchange) {
 
 	// A request that may go to a second backend after it was sent may as
 	// well go to the same one again when a pooled connection was dead.
-	resendable := kind != bodyStreamed && retryable(string(in.Method()), true, hasKey, kind, false)
+	resendable := retryable(string(in.Method()), true, hasKey, kind, false)
 	var tried Tried
 	reached := false
 	var lastErr error

@@ -463,12 +463,7 @@ func TestWebSocketUpgrade(t *testing.T) {
 		io.WriteString(conn, "echo "+line)
 	})
 	lb, _ := startLB(t, Config{}, hostport(be))
-	conn, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialLB(t, lb)
 	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
@@ -619,12 +614,7 @@ func TestFraming(t *testing.T) {
 		}
 	})
 	t.Run("ExpectContinue", func(t *testing.T) {
-		conn, err := net.Dial("tcp", lb.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn := dialLB(t, lb)
 		io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
 		br := bufio.NewReader(conn)
 		line, err := br.ReadString('\n')
@@ -644,16 +634,9 @@ func TestFraming(t *testing.T) {
 	})
 	t.Run("SlowHeaderIsCut", func(t *testing.T) {
 		lb, _ := startLB(t, Config{ReadHeaderTimeout: 200 * time.Millisecond}, hostport(be))
-		conn, err := net.Dial("tcp", lb.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialLB(t, lb)
 		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n") // and never the end of the header
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		_, err = io.ReadAll(conn)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if _, err := io.ReadAll(conn); isTimeout(err) {
 			t.Fatal("a client that never finished its header kept the connection for 10 s")
 		}
 	})
@@ -661,29 +644,22 @@ func TestFraming(t *testing.T) {
 		// The header timeout, not the much longer idle one, applies once a
 		// kept-alive connection's next request has begun.
 		lb, _ := startLB(t, Config{ReadHeaderTimeout: 200 * time.Millisecond, ClientIdleTimeout: 60 * time.Second}, hostport(be))
-		conn, err := net.Dial("tcp", lb.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		conn := dialLB(t, lb)
 		br := bufio.NewReader(conn)
-		for i := range 3 {
-			io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+		for range 3 {
+			rawGET(t, conn, br, "")
 		}
 		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n")
-		_, err = io.ReadAll(br)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if _, err := io.ReadAll(br); isTimeout(err) {
 			t.Fatal("a kept-alive client that never finished its next header kept the connection for 10 s")
 		}
 	})
+}
+
+// isTimeout tells a deadline's error from others.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // TestPooledConnectionClosedByBackend: a backend that closes each connection

@@ -121,6 +121,7 @@ func (u *upstream) getAt(now time.Time, peek bool) (*upConn, error) {
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
 		u.mu.Unlock()
+		// Bytes in br that nobody asked for: the stream is out of step.
 		if now.Sub(c.idleFrom) < u.idleTimeout && c.br.Buffered() == 0 && (!peek || c.alive()) {
 			c.reused = true
 			return c, nil
@@ -151,10 +152,12 @@ func (u *upstream) dial() (*upConn, error) {
 
 // alive peeks at an idle connection without blocking: a backend that closed
 // it (idle timeout, or killed) has left an EOF there, and reusing it would
-// turn a request that was never processed into one that "was sent".
+// turn a request that was never processed into one that "was sent". Bytes
+// there that nobody asked for mean the stream is out of step: not alive
+// either. (getAt checks for such bytes already read, in br.)
 func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 || c.fd < 0 {
-		return false // bytes nobody asked for: the stream is out of step
+	if c.fd < 0 {
+		return false
 	}
 	// MSG_DONTWAIT never blocks, so a raw call is safe (see rawIO).
 	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
