@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 TESTBIN  := bin/posterctl-race
 
-.PHONY: build run test e2e bench bench-lb bench-lb-wrk lint clean
+.PHONY: build run test test-pg e2e bench bench-lb bench-lb-wrk lint cross clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/posterctl
@@ -19,6 +19,12 @@ test:
 	@[ -n "$$POSTERCTL_TEST_POSTGRES" ] || echo "note: POSTERCTL_TEST_POSTGRES is unset, so the PostgreSQL tests skip (.ci/run sets it up)"
 	$(GO) build -race -ldflags "$(LDFLAGS)" -o $(TESTBIN) ./cmd/posterctl
 	GORACE=atexit_sleep_ms=0 POSTERCTL_TEST_BIN=$(CURDIR)/$(TESTBIN) $(GO) test -race -count=1 -timeout 15m ./...
+
+# The same tests with the PostgreSQL ones run against a throwaway server
+# started from the installed binaries (apt-get install postgresql); no
+# running server is needed, and none of the machine's clusters is touched.
+test-pg:
+	./scripts/test-pg
 
 # Browser tests only; they fail (rather than skip) when chromium is missing.
 e2e:
@@ -39,6 +45,15 @@ bench-lb-wrk:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+
+# Every platform the binary must build for; features a platform lacks
+# refuse at run time with a clear error.
+CROSS := linux/amd64 linux/arm64 linux/386 darwin/arm64 freebsd/amd64 windows/amd64
+cross:
+	@set -e; for t in $(CROSS); do \
+	  echo "cross: $$t"; \
+	  GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/posterctl; \
+	done
 
 clean:
 	rm -rf bin
