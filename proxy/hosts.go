@@ -13,10 +13,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
-// MaxBackends bounds the pool so a request's tried set fits in one word.
-const MaxBackends = 64
+// MaxBackends re-exports the contract's limit for cmd/posterctl, which
+// names it here until it imports lbapi itself.
+//
+// Deprecated: use lbapi.MaxBackends.
+const MaxBackends = lbapi.MaxBackends
 
 // ParseBackend normalises a backend given as host:port or http://host:port to
 // host:port, the form used in logs, metrics and /health.
@@ -107,29 +112,19 @@ func (b *Backend) Addr() string { return b.addr }
 // Available reports whether the balancer may send new requests here.
 func (b *Backend) Available() bool { return b.serving.Load() }
 
-// Draining reports whether the backend is kept from new requests on purpose.
-func (b *Backend) Draining() bool { return b.draining.Load() }
-
 // InFlight is the number of requests the backend is serving now.
 func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
-
-// Backend states as reported by /health, the admin API and the dashboard.
-const (
-	StateHealthy  = "healthy"
-	StateDown     = "down"
-	StateDraining = "draining"
-)
 
 // State is the backend's state as one word; draining wins over health,
 // because a draining backend gets no new requests whatever its probes say.
 func (b *Backend) State() string {
 	switch {
 	case b.draining.Load():
-		return StateDraining
+		return lbapi.StateDraining
 	case b.healthy.Load():
-		return StateHealthy
+		return lbapi.StateHealthy
 	}
-	return StateDown
+	return lbapi.StateDown
 }
 
 // setHealthy must be called with mu held.
@@ -262,24 +257,11 @@ func (b *Backend) dueForProbe(now time.Time, interval, downInterval time.Duratio
 	return true
 }
 
-// BackendStatus is a backend's entry in GET /health.
-type BackendStatus struct {
-	Address             string     `json:"address"`
-	State               string     `json:"state"`
-	Healthy             bool       `json:"healthy"`
-	InFlight            int64      `json:"in_flight"`
-	Requests            uint64     `json:"requests"`
-	Failures            uint64     `json:"failures"`
-	ConsecutiveFailures int64      `json:"consecutive_failures"`
-	LastCheck           *time.Time `json:"last_check"`
-	LastError           string     `json:"last_error"`
-}
-
 // Status is a consistent-enough snapshot for reporting.
-func (b *Backend) Status() BackendStatus {
+func (b *Backend) Status() lbapi.BackendStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := BackendStatus{
+	s := lbapi.BackendStatus{
 		Address:             b.addr,
 		State:               b.State(),
 		Healthy:             b.healthy.Load(),

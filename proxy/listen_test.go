@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func TestListenReusePort(t *testing.T) {
@@ -184,7 +186,7 @@ func TestLBHandOverInheritedSockets(t *testing.T) {
 				return err
 			}
 			defer resp.Body.Close()
-			var h Health
+			var h lbapi.Health
 			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 				return err
 			}
@@ -264,7 +266,7 @@ func TestLBHandOverInheritedSockets(t *testing.T) {
 		t.Fatalf("%d requests failed during the hand-over, e.g. %q", failed.Load(), errs)
 	}
 	for range 5 {
-		var h Health
+		var h lbapi.Health
 		resp, err := client.Get(healthURL)
 		if err != nil {
 			t.Fatal(err)

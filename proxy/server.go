@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // zerologWriter lets net/http's own messages go through zerolog.
@@ -133,9 +135,9 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 		ev = ev.Str("error", err.Error())
 	}
 	ev.Str("backend", b.addr).Str("state", t.String()).Str("via", via).Msg("backend " + t.String())
-	kind, detail := EventUp, "health checks pass"
+	kind, detail := lbapi.EventUp, "health checks pass"
 	if t == WentDown {
-		kind, detail = EventDown, "health checks fail"
+		kind, detail = lbapi.EventDown, "health checks fail"
 		if via == "request" {
 			detail = "a request to it failed"
 		}
@@ -257,27 +259,18 @@ func (s *Server) closeUpstreams() {
 	}
 }
 
-// Health is the body of GET /health.
-type Health struct {
-	Status string `json:"status"`
-	// PID tells which balancer answered when two generations share the
-	// ports during a restart.
-	PID      int             `json:"pid"`
-	Backends []BackendStatus `json:"backends"`
-}
-
 // Health reports overall and per-backend state. A draining backend is left
 // out on purpose, so it does not make the status "degraded"; the status is
 // "ok" when every other backend is in rotation, "down" when none is.
-func (s *Server) Health() Health {
+func (s *Server) Health() lbapi.Health {
 	all := s.everyBackend()
-	h := Health{PID: s.pid, Backends: make([]BackendStatus, 0, len(all))}
+	h := lbapi.Health{PID: s.pid, Backends: make([]lbapi.BackendStatus, 0, len(all))}
 	up, counted := 0, 0
 	for _, b := range all {
 		st := b.Status()
-		if st.State != StateDraining {
+		if st.State != lbapi.StateDraining {
 			counted++
-			if st.State == StateHealthy {
+			if st.State == lbapi.StateHealthy {
 				up++
 			}
 		}
@@ -285,11 +278,11 @@ func (s *Server) Health() Health {
 	}
 	switch {
 	case up == 0:
-		h.Status = "down"
+		h.Status = lbapi.StatusDown
 	case up == counted:
-		h.Status = "ok"
+		h.Status = lbapi.StatusOK
 	default:
-		h.Status = "degraded"
+		h.Status = lbapi.StatusDegraded
 	}
 	return h
 }
@@ -298,7 +291,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	h := s.Health()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if h.Status == "down" {
+	if h.Status == lbapi.StatusDown {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	enc := json.NewEncoder(w)
