@@ -18,7 +18,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/posterctl/posterctl/internal/clitest"
-
 	"github.com/posterctl/posterctl/lbapi"
 )
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/internal/clitest"
-
 	"github.com/posterctl/posterctl/lbapi"
 )
 

@@ -12,11 +12,12 @@ import (
 	"net/netip"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/posterctl/posterctl/proxy/internal/sockio"
 )
 
 // Proxy is the load balancer's request handler. It runs on fasthttp, chosen
@@ -446,20 +447,5 @@ func readRequestBody(ctx *fasthttp.RequestCtx, max int64) (bodyKind, []byte, *on
 // connection: an end of stream there means the client left while its
 // request was at the backend.
 func clientGone(ctx *fasthttp.RequestCtx) bool {
-	sc, ok := ctx.Conn().(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	gone := false
-	_ = raw.Read(func(fd uintptr) bool {
-		var b [1]byte
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		gone = n == 0 && err == nil
-		return true
-	})
-	return gone
+	return sockio.PeekConn(ctx.Conn()) == sockio.PeekClosed
 }

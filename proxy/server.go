@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/posterctl/posterctl/lbapi"
+	"github.com/posterctl/posterctl/proxy/internal/sockio"
 )
 
 // zerologWriter lets net/http's own messages go through zerolog.
@@ -177,7 +178,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(rawListener{ln}); err != nil {
+		if err := s.srv.Serve(sockio.Listener{Listener: ln}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()

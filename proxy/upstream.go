@@ -8,11 +8,11 @@ import (
 	"net"
 	"net/http/httputil"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/posterctl/posterctl/proxy/internal/sockio"
 )
 
 // upstream is the connection pool to one backend, and the one place where a
@@ -47,36 +47,18 @@ type upConn struct {
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
 
-	// fd is the socket, for alive's peek; -1 when it is not known. Only
-	// the goroutine holding the connection uses it, and never after Close.
-	fd      int
-	peekBuf [1]byte
-
-	rio rawIO // reads and writes; see rawIO
-
-	// See send.
-	sendFn   func(fd uintptr) bool // c.sendThenWait, made once
-	sendDone bool
-	sendErr  error
+	io sockio.Conn // reads, writes, the liveness peek and the send's wait
 }
 
 // Write counts what reaches the socket, which is what "sent" means.
 func (c *upConn) Write(p []byte) (n int, err error) {
-	if c.rio.rc != nil {
-		n, err = c.rio.Write(p)
-	} else {
-		n, err = c.conn.Write(p)
-	}
+	n, err = c.io.Write(p)
 	c.written += int64(n)
 	return n, err
 }
 
 func (c *upConn) Read(p []byte) (n int, err error) {
-	if c.rio.rc != nil {
-		n, err = c.rio.Read(p)
-	} else {
-		n, err = c.conn.Read(p)
-	}
+	n, err = c.io.Read(p)
 	c.read += int64(n)
 	return n, err
 }
@@ -137,16 +119,11 @@ func (u *upstream) dial() (*upConn, error) {
 	if err != nil {
 		return nil, &errDial{err}
 	}
-	c := &upConn{conn: conn, fd: -1}
-	if sc, ok := conn.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			_ = raw.Control(func(fd uintptr) { c.fd = int(fd) })
-			c.rio.init(conn)
-			c.sendFn = c.sendThenWait
-		}
-	}
+	c := &upConn{conn: conn}
+	c.io.Init(conn)
 	c.br = bufio.NewReaderSize(c, 8<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
+	c.io.SetFlush(c.bw.Flush)
 	return c, nil
 }
 
@@ -155,15 +132,7 @@ func (u *upstream) dial() (*upConn, error) {
 // turn a request that was never processed into one that "was sent". Bytes
 // there that nobody asked for mean the stream is out of step: not alive
 // either. (getAt checks for such bytes already read, in br.)
-func (c *upConn) alive() bool {
-	if c.fd < 0 {
-		return false
-	}
-	// MSG_DONTWAIT never blocks, so a raw call is safe (see rawIO).
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(c.fd), uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
-}
+func (c *upConn) alive() bool { return c.io.Peek() == sockio.PeekEmpty }
 
 func (u *upstream) put(c *upConn) { u.putAt(c, time.Now()) }
 
@@ -254,11 +223,11 @@ func (u *upstream) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 			return nil, c.written > 0, err
 		}
 	}
-	if err := c.send(); err != nil {
+	if werr, err := c.send(); werr != nil {
 		c.conn.Close()
-		if c.sendErr != nil {
-			return nil, c.written > 0, fmt.Errorf("write request: %w", err)
-		}
+		return nil, c.written > 0, fmt.Errorf("write request: %w", werr)
+	} else if err != nil {
+		c.conn.Close()
 		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
@@ -313,37 +282,16 @@ func readError(err error) error {
 	return fmt.Errorf("read response: %w", err)
 }
 
-// send writes out what bw holds and waits, under the read deadline, until
-// the response begins to arrive. Go's poller has a read try first and wait
-// only after EAGAIN, which right after sending a request costs a wasted
-// system call per request. Here the wait is armed before the request goes
-// out: RawConn.Read resets the readiness flag, then calls sendThenWait,
-// which writes and asks to wait, and the poller wakes us on the response.
-// Readiness cannot be missed, since nothing can be answered before the
-// write, and a stray wake-up only costs the read that follows an EAGAIN,
-// which the conn then waits out as usual. That holds only if no byte of
-// the request went out before: a request larger than bw has been partly
-// (or, written through, wholly) sent already, and the backend may have
-// answered, so it is flushed and read the usual way.
-func (c *upConn) send() error {
-	if c.rio.rc == nil || c.written > 0 {
-		return c.bw.Flush()
+// send writes out what bw holds and waits for the response to begin, with
+// the wait armed before the write (see sockio.Conn.FlushThenWait). That
+// holds only if no byte of the request went out before: a request larger
+// than bw has been partly (or, written through, wholly) sent already, and
+// the backend may have answered, so it is flushed and read the usual way.
+func (c *upConn) send() (writeErr, waitErr error) {
+	if c.written > 0 {
+		return c.bw.Flush(), nil
 	}
-	c.sendDone, c.sendErr = false, nil
-	err := c.rio.rc.Read(c.sendFn)
-	if c.sendErr != nil {
-		return c.sendErr
-	}
-	return err
-}
-
-func (c *upConn) sendThenWait(uintptr) bool {
-	if c.sendDone {
-		return true // readable: the response (or an end) is there
-	}
-	c.sendDone = true
-	c.sendErr = c.bw.Flush()
-	return c.sendErr != nil
+	return c.io.FlushThenWait()
 }
 
 func (u *upstream) release(c *upConn, keep bool, now time.Time) {
