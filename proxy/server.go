@@ -80,7 +80,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	pool := make([]*Backend, 0, len(addrs))
 	for i, a := range addrs {
 		b := NewBackend(a, i)
-		b.up = newUpstream(a, &s.cfg)
+		b.conns = newConnPool(a, &s.cfg)
 		pool = append(pool, b)
 	}
 	s.set.store(pool)
@@ -256,7 +256,7 @@ func (s *Server) Close(ctx context.Context) error {
 // closeUpstreams drops the idle connections to every backend.
 func (s *Server) closeUpstreams() {
 	for _, b := range s.everyBackend() {
-		b.up.close()
+		b.conns.close()
 	}
 }
 

@@ -97,7 +97,7 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		used[idx] = true
 		b := newJoiningBackend(a, idx)
-		b.up = newUpstream(a, &s.cfg)
+		b.conns = newConnPool(a, &s.cfg)
 		next = append(next, b)
 		s.events.add(a, lbapi.EventAdded, "joins once healthy")
 		s.checker.Add(b)
@@ -192,7 +192,7 @@ func (s *Server) reap(now time.Time) {
 			continue
 		}
 		s.checker.Remove(l.b)
-		l.b.up.close()
+		l.b.conns.close()
 		s.events.add(l.b.addr, lbapi.EventRemoved, "")
 		s.log.Info().Str("backend", l.b.addr).Msg("backend removed")
 	}

@@ -64,10 +64,10 @@ func ParseBackend(s string) (string, error) {
 type Backend struct {
 	addr  string // host:port
 	index int    // position in the pool, for the per-request tried set
-	// up is the connection pool to this backend, set when it joins a
+	// conns is the connection pool to this backend, set when it joins a
 	// Server; it lives and dies with the backend, so a set change needs no
-	// second table kept in step with the pool.
-	up *upstream
+	// second table kept in step with the set.
+	conns *connPool
 
 	// serving is healthy && !draining, kept in one word so the request path
 	// decides with a single load.
@@ -88,6 +88,8 @@ type Backend struct {
 	lastProbeAt time.Time
 
 	stats backendStats
+	// codes are its Prometheus request counters (see metrics.observe).
+	codes codeCounters
 }
 
 // NewBackend returns a backend that starts out available: until a probe says
