@@ -69,9 +69,10 @@ func readRequestBody(ctx *fasthttp.RequestCtx, max int64) (bodyKind, []byte, *on
 	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s)}, nil
 }
 
-// onceBody is a streamed request body. fasthttp closes a request's body stream
-// once the request is written or released; ignoring Close keeps an unread stream usable for the next
-// backend, and touched tells whether that is still allowed.
+// onceBody is a streamed request body. fasthttp closes a request's body
+// stream once the request is written or released; ignoring Close keeps an
+// unread stream usable for the next backend, and touched tells whether that
+// is still allowed.
 type onceBody struct {
 	r       io.Reader
 	touched atomic.Bool
