@@ -117,9 +117,7 @@ func (s *Server) serveAdminBackends(w http.ResponseWriter, r *http.Request) {
 // decodeBackendSet reads {"backends":[…]} strictly: one JSON object, no
 // unknown field, at least one valid and distinct address.
 func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) {
-	var body struct {
-		Backends *[]string `json:"backends"`
-	}
+	var body lbapi.SetBackends
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
@@ -135,10 +133,10 @@ func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) 
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("malformed body: data after the JSON object")
 	}
-	if body.Backends == nil || len(*body.Backends) == 0 {
+	raw := body.Backends
+	if len(raw) == 0 { // missing, null or empty
 		return nil, errors.New(`"backends" must list at least one backend`)
 	}
-	raw := *body.Backends
 	if len(raw) > lbapi.MaxBackends {
 		return nil, fmt.Errorf("%d backends given: at most %d are supported", len(raw), lbapi.MaxBackends)
 	}

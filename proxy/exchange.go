@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -149,24 +148,6 @@ func (p *Proxy) fail(x *exchange, status int, msg string, cause error) {
 	body, _ := json.Marshal(errorBody{Error: msg, RequestID: x.id})
 	resp.SetBodyRaw(append(body, '\n'))
 	x.finish()
-}
-
-// failure is a classified upstream error.
-type failure struct {
-	sent    bool // request bytes reached the backend's socket
-	dial    bool // no connection could be made
-	timeout bool // no response header in time
-}
-
-func classify(err error, sent bool) failure {
-	var de *errDial
-	switch {
-	case errors.As(err, &de):
-		return failure{dial: true}
-	case errors.Is(err, errHeaderTimeout):
-		return failure{sent: sent, timeout: true}
-	}
-	return failure{sent: sent}
 }
 
 // clientGone peeks, without blocking or consuming, at the client's

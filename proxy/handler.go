@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -233,4 +234,22 @@ func (p *Proxy) answered(x *exchange, b *Backend, stream *upstreamBody) {
 		return
 	}
 	p.respond(x, stream)
+}
+
+// failure is a classified upstream error.
+type failure struct {
+	sent    bool // request bytes reached the backend's socket
+	dial    bool // no connection could be made
+	timeout bool // no response header in time
+}
+
+func classify(err error, sent bool) failure {
+	var de *errDial
+	switch {
+	case errors.As(err, &de):
+		return failure{dial: true}
+	case errors.Is(err, errHeaderTimeout):
+		return failure{sent: sent, timeout: true}
+	}
+	return failure{sent: sent}
 }

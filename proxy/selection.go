@@ -3,7 +3,8 @@ package proxy
 import "sync/atomic"
 
 // Tried is the set of backends a request has already been sent to, by pool
-// index; a word instead of a map keeps retries allocation-free.
+// index; a word instead of a map keeps retries allocation-free, and is why
+// lbapi.MaxBackends is 64.
 type Tried uint64
 
 // Has reports whether b is in the set.
