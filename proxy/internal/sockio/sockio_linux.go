@@ -50,12 +50,8 @@ type half struct {
 // raw path; when not, they go through conn as usual.
 func (c *Conn) Init(conn net.Conn) bool {
 	c.conn = conn
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(conn)
+	if rc == nil {
 		return false
 	}
 	c.rc = rc
@@ -215,12 +211,8 @@ func peekFd(fd uintptr, buf []byte) Peeked {
 
 // peekAny peeks at a connection that is not a ClientConn.
 func peekAny(conn net.Conn) Peeked {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return PeekUnknown
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(conn)
+	if rc == nil {
 		return PeekUnknown
 	}
 	got := PeekUnknown
@@ -229,4 +221,17 @@ func peekAny(conn net.Conn) Peeked {
 		return PeekUnknown
 	}
 	return got
+}
+
+// rawConn is conn's socket as the poller holds it; nil for anything else.
+func rawConn(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }

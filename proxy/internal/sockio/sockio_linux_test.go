@@ -197,6 +197,43 @@ func TestPeek(t *testing.T) {
 	}
 }
 
+// TestNotASocket: a connection without a descriptor keeps its own I/O; the
+// peek cannot tell, and the send is a plain flush.
+func TestNotASocket(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var r Conn
+	if r.Init(a) {
+		t.Fatal("a pipe was taken for raw calls")
+	}
+	if w := Wrap(a); w != a {
+		t.Fatal("a pipe was wrapped")
+	}
+	if got := r.Peek(); got != PeekUnknown {
+		t.Fatalf("peek: %v, want unknown", got)
+	}
+	bw := bufio.NewWriter(&r)
+	r.SetFlush(bw.Flush)
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 2)
+		n, _ := io.ReadFull(b, buf)
+		got <- string(buf[:n])
+	}()
+	bw.WriteString("hi")
+	if ferr, werr := r.FlushThenWait(); ferr != nil || werr != nil {
+		t.Fatalf("flush %v, wait %v", ferr, werr)
+	}
+	if s := <-got; s != "hi" {
+		t.Fatalf("peer got %q", s)
+	}
+	b.Close()
+	if _, err := r.Write([]byte("x")); err == nil {
+		t.Fatal("write to a closed pipe succeeded")
+	}
+}
+
 func pipeConn(t *testing.T) net.Conn {
 	a, b := net.Pipe()
 	t.Cleanup(func() { a.Close(); b.Close() })
