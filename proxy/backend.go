@@ -114,9 +114,6 @@ func (b *Backend) Addr() string { return b.addr }
 // Available reports whether the balancer may send new requests here.
 func (b *Backend) Available() bool { return b.serving.Load() }
 
-// InFlight is the number of requests the backend is serving now.
-func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
-
 // State is the backend's state as one word; draining wins over health,
 // because a draining backend gets no new requests whatever its probes say.
 func (b *Backend) State() string {
