@@ -63,7 +63,7 @@ func ParseBackend(s string) (string, error) {
 // the mutex so that a transition is decided and logged exactly once.
 type Backend struct {
 	addr  string // host:port
-	index int    // position in the pool, for the per-request tried set
+	index int    // position in the set, for the per-request tried set
 	// conns is the connection pool to this backend, set when it joins a
 	// Server; it lives and dies with the backend, so a set change needs no
 	// second table kept in step with the set.

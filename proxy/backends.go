@@ -9,7 +9,7 @@ import (
 	"github.com/posterctl/posterctl/lbapi"
 )
 
-// backendSet is the pool the request path reads: an immutable slice behind
+// backendSet is the backend set the request path reads: an immutable slice behind
 // an atomic pointer, replaced whole when the set changes. A request loads it
 // once and works on that snapshot, with no lock and no allocation; a backend
 // removed meanwhile is still safe to use (it is draining, so Select skips it).
@@ -24,7 +24,7 @@ func (s *backendSet) load() []*Backend {
 	return nil
 }
 
-func (s *backendSet) store(pool []*Backend) { s.cur.Store(&pool) }
+func (s *backendSet) store(set []*Backend) { s.cur.Store(&set) }
 
 // errUnknownBackend is an address that is not in the set.
 var errUnknownBackend = errors.New("unknown backend")

@@ -76,17 +76,17 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s := &Server{cfg: cfg, log: logger, events: newEventLog(200), pid: os.Getpid(),
 		history: make(map[*Backend]*series)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	pool := make([]*Backend, 0, len(addrs))
+	set := make([]*Backend, 0, len(addrs))
 	for i, a := range addrs {
 		b := NewBackend(a, i)
 		b.conns = newConnPool(a, &s.cfg)
-		pool = append(pool, b)
+		set = append(set, b)
 	}
-	s.set.store(pool)
+	s.set.store(set)
 	s.metrics = newMetrics(s.everyBackend)
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
-	s.checker = NewHealthChecker(&s.cfg, pool, probe, onChange)
+	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
 
 	s.srv = &fasthttp.Server{
 		Handler: s.proxy.Handle,
