@@ -30,7 +30,7 @@ type Conn struct {
 
 	peeked  Peeked
 	peekBuf [1]byte
-	peekFn  func(fd uintptr) // made once, so a peek does not allocate
+	peekFn  func(fd uintptr) // made at the first peek, so later ones do not allocate
 
 	flush    func() error
 	sendFn   func(fd uintptr) bool
@@ -55,7 +55,6 @@ func (c *Conn) Init(conn net.Conn) bool {
 		return false
 	}
 	c.rc = rc
-	c.peekFn = func(fd uintptr) { c.peeked = peekFd(fd, c.peekBuf[:]) }
 	// Sockets Go accepts or dials are non-blocking; one that is not (a
 	// descriptor shared with a process that changed it) keeps the
 	// runtime's path, where a blocking call cannot stall the scheduler.
@@ -145,6 +144,9 @@ func (c *Conn) opError(op string, errno syscall.Errno) error {
 func (c *Conn) Peek() Peeked {
 	if c.rc == nil {
 		return PeekUnknown
+	}
+	if c.peekFn == nil {
+		c.peekFn = func(fd uintptr) { c.peeked = peekFd(fd, c.peekBuf[:]) }
 	}
 	c.peeked = PeekUnknown
 	if err := c.rc.Control(c.peekFn); err != nil {
