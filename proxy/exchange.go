@@ -2,13 +2,11 @@ package proxy
 
 import (
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/posterctl/posterctl/proxy/internal/sockio"
@@ -155,11 +153,4 @@ func (p *Proxy) fail(x *exchange, status int, msg string, cause error) {
 // request was at the backend.
 func clientGone(ctx *fasthttp.RequestCtx) bool {
 	return sockio.PeekConn(ctx.Conn()) == sockio.PeekClosed
-}
-
-// fasthttpLogger sends fasthttp's own messages through zerolog.
-type fasthttpLogger struct{ log zerolog.Logger }
-
-func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn().Msg(fmt.Sprintf(format, args...))
 }

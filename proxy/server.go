@@ -28,6 +28,13 @@ func (z zerologWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// fasthttpLogger sends fasthttp's own messages through zerolog.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn().Msg(fmt.Sprintf(format, args...))
+}
+
 // Server is a running load balancer: the proxy port, the health port and the
 // health checker. Open listens on both ports before returning, so a port in
 // use is a start-up error; Close stops accepting, lets in-flight requests
