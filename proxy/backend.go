@@ -1,7 +1,3 @@
-// Package proxy is posterctl's load balancer: round robin over the backends
-// that pass their health checks, passive ejection on connection failures,
-// retries that never replay a request that may have had effects, and a health
-// and metrics port for the supervisor.
 package proxy
 
 import (
