@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // The admin API lives on the health port only (loopback by default), never
@@ -22,22 +24,8 @@ import (
 // maxAdminBody bounds a request body; a set of 64 addresses is far below it.
 const maxAdminBody = 64 << 10
 
-// AdminBackend is one backend in the admin API's answers.
-type AdminBackend struct {
-	Address  string `json:"address"`
-	State    string `json:"state"`
-	InFlight int64  `json:"in_flight"`
-	Requests uint64 `json:"requests"`
-	Failures uint64 `json:"failures"`
-}
-
-// AdminBackends is the body of GET and PUT /admin/backends.
-type AdminBackends struct {
-	Backends []AdminBackend `json:"backends"`
-}
-
-func adminEntry(b *Backend) AdminBackend {
-	return AdminBackend{
+func adminEntry(b *Backend) lbapi.AdminBackend {
+	return lbapi.AdminBackend{
 		Address:  b.addr,
 		State:    b.State(),
 		InFlight: b.inFlight.Load(),
@@ -46,9 +34,9 @@ func adminEntry(b *Backend) AdminBackend {
 	}
 }
 
-func (s *Server) adminList() AdminBackends {
+func (s *Server) adminList() lbapi.AdminBackends {
 	all := s.everyBackend()
-	out := AdminBackends{Backends: make([]AdminBackend, 0, len(all))}
+	out := lbapi.AdminBackends{Backends: make([]lbapi.AdminBackend, 0, len(all))}
 	for _, b := range all {
 		out.Backends = append(out.Backends, adminEntry(b))
 	}
@@ -129,9 +117,7 @@ func (s *Server) serveAdminBackends(w http.ResponseWriter, r *http.Request) {
 // decodeBackendSet reads {"backends":[…]} strictly: one JSON object, no
 // unknown field, at least one valid and distinct address.
 func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) {
-	var body struct {
-		Backends *[]string `json:"backends"`
-	}
+	var body lbapi.SetBackends
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
@@ -147,12 +133,12 @@ func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) 
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("malformed body: data after the JSON object")
 	}
-	if body.Backends == nil || len(*body.Backends) == 0 {
+	raw := body.Backends
+	if len(raw) == 0 { // missing, null or empty
 		return nil, errors.New(`"backends" must list at least one backend`)
 	}
-	raw := *body.Backends
-	if len(raw) > MaxBackends {
-		return nil, fmt.Errorf("%d backends given: at most %d are supported", len(raw), MaxBackends)
+	if len(raw) > lbapi.MaxBackends {
+		return nil, fmt.Errorf("%d backends given: at most %d are supported", len(raw), lbapi.MaxBackends)
 	}
 	seen := make(map[string]bool, len(raw))
 	addrs := make([]string, 0, len(raw))
@@ -206,5 +192,5 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, lbapi.Error{Error: msg})
 }

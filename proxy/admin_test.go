@@ -16,23 +16,24 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // admin calls the admin API and decodes a backend list.
-func adminList(t testing.TB, c *http.Client, lb *Server) AdminBackends {
+func adminList(t testing.TB, c *http.Client, lb *Server) lbapi.AdminBackends {
 	t.Helper()
 	r := do(t, c, "GET", healthURL(lb, "/admin/backends"), nil)
 	if r.status != 200 || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /admin/backends: %d %s", r.status, r.body)
 	}
-	var l AdminBackends
+	var l lbapi.AdminBackends
 	if err := json.Unmarshal([]byte(r.body), &l); err != nil {
 		t.Fatalf("GET /admin/backends body %q: %v", r.body, err)
 	}
 	return l
 }
 
-func states(l AdminBackends) map[string]string {
+func states(l lbapi.AdminBackends) map[string]string {
 	m := map[string]string{}
 	for _, b := range l.Backends {
 		m[b.Address] = b.State
@@ -67,7 +68,7 @@ func TestAdminList(t *testing.T) {
 	}
 
 	// /health names the state of each backend and the balancer's pid.
-	var h Health
+	var h lbapi.Health
 	hr := do(t, c, "GET", healthURL(lb, "/health"), nil)
 	if err := json.Unmarshal([]byte(hr.body), &h); err != nil || h.PID != os.Getpid() || h.Backends[0].State != "healthy" {
 		t.Fatalf("/health %s (%v)", hr.body, err)
@@ -98,7 +99,7 @@ func TestAdminDrainAndEnable(t *testing.T) {
 	go func() { slow <- do(t, newClient(t), "GET", lbURL(lb, "/slow"), nil) }()
 	<-arrived
 	r := do(t, c, "POST", healthURL(lb, "/admin/backends/"+hostport(a)+"/drain"), nil)
-	var e AdminBackend
+	var e lbapi.AdminBackend
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &e) != nil || e.State != "draining" || e.InFlight != 1 || e.Address != hostport(a) {
 		t.Fatalf("drain: %d %s", r.status, r.body)
 	}
@@ -119,7 +120,7 @@ func TestAdminDrainAndEnable(t *testing.T) {
 	if s := states(adminList(t, c, lb)); s[hostport(a)] != "draining" {
 		t.Fatalf("health checks undid the drain: %v", s)
 	}
-	var h Health
+	var h lbapi.Health
 	json.Unmarshal([]byte(do(t, c, "GET", healthURL(lb, "/health"), nil).body), &h)
 	if h.Backends[0].State != "draining" || h.Status != "ok" {
 		t.Fatalf("/health during the drain: %+v", h)
@@ -206,7 +207,7 @@ func TestAdminReplaceSet(t *testing.T) {
 
 	// Replace a, b by b, c: a drains with its request, c joins once healthy.
 	r := putSet(t, c, lb, hostport(b), "http://"+hostport(cNew))
-	var l AdminBackends
+	var l lbapi.AdminBackends
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &l) != nil || len(l.Backends) != 3 {
 		t.Fatalf("PUT: %d %s", r.status, r.body)
 	}
@@ -318,7 +319,7 @@ func TestAdminBadInput(t *testing.T) {
 
 func tooMany() string {
 	var addrs []string
-	for i := range MaxBackends + 1 {
+	for i := range lbapi.MaxBackends + 1 {
 		addrs = append(addrs, fmt.Sprintf(`"127.0.0.1:%d"`, 2000+i))
 	}
 	return `{"backends":[` + strings.Join(addrs, ",") + `]}`
@@ -459,7 +460,7 @@ func TestAdminReAddWhileDraining(t *testing.T) {
 		t.Fatalf("PUT [b]: %d %s", r.status, r.body)
 	}
 	r := putSet(t, c, lb, hostport(a), hostport(b))
-	var l AdminBackends
+	var l lbapi.AdminBackends
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &l) != nil || len(l.Backends) != 2 {
 		t.Fatalf("PUT [a b]: %d %s", r.status, r.body)
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // Config is everything the load balancer needs; a zero field means its
@@ -95,8 +97,8 @@ func (c *Config) Validate() ([]string, error) {
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("no backend given: pass --backend host:port at least once"))
 	}
-	if len(c.Backends) > MaxBackends {
-		errs = append(errs, fmt.Errorf("%d backends given: at most %d are supported", len(c.Backends), MaxBackends))
+	if len(c.Backends) > lbapi.MaxBackends {
+		errs = append(errs, fmt.Errorf("%d backends given: at most %d are supported", len(c.Backends), lbapi.MaxBackends))
 	}
 	seen := make(map[string]bool, len(c.Backends))
 	addrs := make([]string, 0, len(c.Backends))

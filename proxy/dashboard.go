@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"net/http"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // The dashboard is a page on the health port that draws itself from
@@ -64,44 +66,25 @@ func (s *Server) sample(now time.Time) {
 	}
 }
 
-// DashboardBackend is one backend in GET /api/stats.
-type DashboardBackend struct {
-	BackendStatus
-	Samples []Sample `json:"samples"` // oldest first, one per second
-}
-
-// Stats is the body of GET /api/stats, everything the dashboard shows.
-type Stats struct {
-	Status       string             `json:"status"`
-	PID          int                `json:"pid"`
-	Now          int64              `json:"now"`     // Unix milliseconds
-	Started      int64              `json:"started"` // Unix milliseconds
-	Listen       string             `json:"listen"`
-	HealthListen string             `json:"health_listen"`
-	Total        []Sample           `json:"total"`
-	Backends     []DashboardBackend `json:"backends"`
-	Events       []Event            `json:"events"`
-}
-
 // Stats gathers the dashboard's data.
-func (s *Server) Stats() Stats {
+func (s *Server) Stats() lbapi.Stats {
 	h := s.Health()
 	all := s.everyBackend()
-	st := Stats{
+	st := lbapi.Stats{
 		Status:       h.Status,
 		PID:          s.pid,
 		Now:          time.Now().UnixMilli(),
 		Started:      s.started.UnixMilli(),
 		Listen:       s.ln.Addr().String(),
 		HealthListen: s.healthLn.Addr().String(),
-		Backends:     make([]DashboardBackend, 0, len(all)),
+		Backends:     make([]lbapi.DashboardBackend, 0, len(all)),
 		Events:       s.events.recent(),
 	}
 	s.statsMu.Lock()
-	st.Total = append([]Sample{}, s.totalHistory.samples...)
+	st.Total = append([]lbapi.Sample{}, s.totalHistory.samples...)
 	for i, b := range all {
 		// h.Backends is in the same order as all, taken a moment before.
-		db := DashboardBackend{BackendStatus: b.Status(), Samples: []Sample{}}
+		db := lbapi.DashboardBackend{BackendStatus: b.Status(), Samples: []lbapi.Sample{}}
 		if i < len(h.Backends) && h.Backends[i].Address == b.addr {
 			db.BackendStatus = h.Backends[i]
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // dashboardScreenshotEnv names a file to save a picture of the dashboard to,
@@ -172,7 +173,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 
 	// /api/stats is what the page draws from: check it agrees.
-	var st Stats
+	var st lbapi.Stats
 	resp, err := hc.Get(dashURL + "api/stats")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func TestDashboardServed(t *testing.T) {
@@ -49,13 +50,13 @@ func TestDashboardStats(t *testing.T) {
 	lb, _ := startLB(t, Config{}, hostport(a), hostport(b))
 	c := newClient(t)
 	do(t, c, "POST", healthURL(lb, "/admin/backends/"+hostport(b)+"/drain"), nil)
-	var st Stats
+	var st lbapi.Stats
 	clitest.Eventually(t, 10*time.Second, func() error {
 		for range 20 {
 			do(t, c, "GET", lbURL(lb, "/"), nil)
 		}
 		r := do(t, c, "GET", healthURL(lb, "/api/stats"), nil)
-		st = Stats{}
+		st = lbapi.Stats{}
 		if err := json.Unmarshal([]byte(r.body), &st); err != nil {
 			return err
 		}

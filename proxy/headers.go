@@ -7,6 +7,29 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// outbound builds the request headers a backend gets, the one place they
+// are built: the client's headers without hop-by-hop ones, with
+// X-Forwarded-*, Forwarded and X-Request-Id. An upgrade keeps
+// Connection: Upgrade and Upgrade, and is always scrubbed; a plain request
+// rarely carries anything to remove, and is scanned first.
+func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
+	in := &x.ctx.Request.Header
+	in.CopyTo(&out.Header)
+	switch {
+	case upgrade:
+		stripRequestHopByHop(&out.Header, true)
+	case hasHopByHop(&out.Header):
+		stripRequestHopByHop(&out.Header, false)
+		out.Header.Del("Expect") // the server has already answered 100-continue
+	default:
+		out.Header.ResetConnectionClose()
+	}
+	out.Header.SetNoDefaultContentType(true)
+	var scratch [256]byte
+	setForwarded(&out.Header, in, x.ctx.RemoteAddr(), scratch[:0])
+	out.Header.Set("X-Request-Id", x.id)
+}
+
 // hopByHop lists the headers that concern one connection only (RFC 9110
 // 7.6.1) and never cross the proxy; returned by value, so nobody can change it.
 func hopByHop() [9]string {
@@ -132,4 +155,44 @@ func appendQuoted(dst, s []byte) []byte {
 		dst = append(dst, c)
 	}
 	return append(dst, '"')
+}
+
+// hasHopByHop reports whether a request carries any header that
+// stripRequestHopByHop or the Expect rule would remove. Most requests carry
+// none, and one pass over the headers is far cheaper than a lookup per name.
+func hasHopByHop(h *fasthttp.RequestHeader) bool {
+	found := false
+	for k := range h.All() {
+		if isHopByHopOrExpect(k) {
+			found = true
+			break
+		}
+	}
+	return found
+}
+
+// hasHopByHopResponse is hasHopByHop for a backend's response, whose
+// Transfer-Encoding fasthttp keeps to itself.
+func hasHopByHopResponse(h *fasthttp.ResponseHeader) bool {
+	found := false
+	for k := range h.All() {
+		if isHopByHop(k) {
+			found = true
+			break
+		}
+	}
+	return found
+}
+
+func isHopByHop(k []byte) bool {
+	for _, name := range hopByHop() {
+		if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHopByHopOrExpect(k []byte) bool {
+	return isHopByHop(k) || len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))
 }

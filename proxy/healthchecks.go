@@ -17,9 +17,9 @@ type ProbeFunc func(ctx context.Context, b *Backend) error
 // path. It owns one goroutine per backend, so a hung backend's 1 s timeout
 // does not delay the others; Remove stops one, Close stops and waits for all.
 type HealthChecker struct {
-	pool  []*Backend // probed from Start on
-	cfg   *Config
-	probe ProbeFunc
+	backends []*Backend // probed from Start on
+	cfg      *Config
+	probe    ProbeFunc
 	// onChange is called once per state change, to log it and count it.
 	onChange  func(b *Backend, t Transition, err error, via string)
 	closeIdle func()
@@ -35,7 +35,7 @@ type HealthChecker struct {
 
 // NewHealthChecker prepares a checker; probe nil means GET /healthz over HTTP.
 // onChange, if set, is called once per state change.
-func NewHealthChecker(cfg *Config, pool []*Backend, probe ProbeFunc, onChange func(*Backend, Transition, error, string)) *HealthChecker {
+func NewHealthChecker(cfg *Config, backends []*Backend, probe ProbeFunc, onChange func(*Backend, Transition, error, string)) *HealthChecker {
 	closeIdle := func() {}
 	if probe == nil {
 		var tr *http.Transport
@@ -46,7 +46,7 @@ func NewHealthChecker(cfg *Config, pool []*Backend, probe ProbeFunc, onChange fu
 		onChange = func(*Backend, Transition, error, string) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &HealthChecker{pool: pool, cfg: cfg, probe: probe, onChange: onChange, closeIdle: closeIdle,
+	return &HealthChecker{backends: backends, cfg: cfg, probe: probe, onChange: onChange, closeIdle: closeIdle,
 		ctx: ctx, cancel: cancel, loops: make(map[*Backend]context.CancelFunc)}
 }
 
@@ -55,7 +55,7 @@ func (h *HealthChecker) Start() {
 	h.mu.Lock()
 	h.started = true
 	h.mu.Unlock()
-	for _, b := range h.pool {
+	for _, b := range h.backends {
 		h.Add(b)
 	}
 }
@@ -70,7 +70,7 @@ func (h *HealthChecker) Add(b *Backend) {
 		return
 	}
 	if !h.started {
-		h.pool = append(h.pool, b)
+		h.backends = append(h.backends, b)
 		return
 	}
 	ctx, cancel := context.WithCancel(h.ctx)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func TestListenReusePort(t *testing.T) {
@@ -184,7 +185,7 @@ func TestLBHandOverInheritedSockets(t *testing.T) {
 				return err
 			}
 			defer resp.Body.Close()
-			var h Health
+			var h lbapi.Health
 			if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
 				return err
 			}
@@ -264,7 +265,7 @@ func TestLBHandOverInheritedSockets(t *testing.T) {
 		t.Fatalf("%d requests failed during the hand-over, e.g. %q", failed.Load(), errs)
 	}
 	for range 5 {
-		var h Health
+		var h lbapi.Health
 		resp, err := client.Get(healthURL)
 		if err != nil {
 			t.Fatal(err)
@@ -332,4 +333,36 @@ func TestLBCommandBadListenFD(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ListenerFile, the supervisor's way to hand a socket to a child, returns a duplicate of ln's socket to hand to a child through
+// exec.Cmd.ExtraFiles, for the child to serve with FileListener.
+//
+// Use it rather than (*net.TCPListener).File: exec calls Fd on every extra
+// file, and Fd on a File from the net package switches the descriptor to
+// blocking mode. The mode belongs to the socket, shared by every process
+// that holds it, so a balancer already serving on it would then block in
+// accept(2) outside Go's poller, where closing the listener cannot wake it:
+// its graceful stop hangs. A File made here by os.NewFile leaves the mode
+// alone.
+func ListenerFile(ln net.Listener) (*os.File, error) {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("listener %s has no descriptor", ln.Addr())
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	}
+	dup := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, fmt.Errorf("listener %s: %w", ln.Addr(), err)
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("duplicate listener %s: %w", ln.Addr(), derr)
+	}
+	return os.NewFile(uintptr(dup), "listener "+ln.Addr().String()), nil
 }

@@ -26,7 +26,9 @@ import (
 // can SIGKILL and restart by pid.
 const helperEnv = "POSTERCTL_PROXY_HELPER_ADDR"
 
-// posterctlBin is the posterctl binary the command tests drive, built once.
+// posterctlBin is the posterctl binary the command tests drive: the one
+// POSTERCTL_TEST_BIN names (make test builds it once for every package),
+// else built here once (see clitest.Build).
 var posterctlBin string
 
 func TestMain(m *testing.M) {

@@ -21,7 +21,7 @@ type metrics struct {
 	// request instead of a gauge's compare-and-swap loop on a float.
 	inFlight atomic.Int64
 	// none caches the requests counters of answers no backend gave (see
-	// codeCounters); each backend's cache lives on its upstream.
+	// codeCounters); each backend's cache lives on the Backend.
 	none codeCounters
 	// codes holds status labels, so the request path does not format them.
 	codes [600]string
@@ -103,8 +103,8 @@ func newMetrics(backends func() []*Backend) *metrics {
 // nil when none was tried. The backend's own counters feed the dashboard.
 func (m *metrics) observe(b *Backend, backend string, status int, d time.Duration) {
 	cc := &m.none
-	if b != nil && b.up != nil {
-		cc = &b.up.counters
+	if b != nil {
+		cc = &b.codes
 	}
 	cc.counter(m, backend, status).Inc()
 	m.duration.Observe(d.Seconds())

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func TestEvenDistribution(t *testing.T) {
@@ -538,7 +539,7 @@ func TestNewServerErrors(t *testing.T) {
 		{"NoBackend", nil, "no backend given"},
 		{"BadBackend", []string{"nonsense"}, `backend "nonsense"`},
 		{"Duplicate", []string{"127.0.0.1:1", "http://127.0.0.1:1"}, "given twice"},
-		{"TooMany", make([]string, MaxBackends+1), "at most 64"},
+		{"TooMany", make([]string, lbapi.MaxBackends+1), "at most 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewServer(Config{Listen: "127.0.0.1:0", HealthListen: "127.0.0.1:0", Backends: tc.backends}, zerologNop(), nil)

@@ -1,29 +1,6 @@
 package proxy
 
-import (
-	"io"
-	"net/http"
-	"sync/atomic"
-)
-
-// bodyKind is how a request body can be sent again.
-type bodyKind int
-
-const (
-	bodyNone     bodyKind = iota // nothing to send
-	bodyBuffered                 // kept in memory, replayable on every attempt
-	bodyStreamed                 // too large to keep: can be sent once
-)
-
-func (k bodyKind) String() string {
-	switch k {
-	case bodyBuffered:
-		return "buffered"
-	case bodyStreamed:
-		return "streamed"
-	}
-	return "none"
-}
+import "net/http"
 
 // idempotent methods may be repeated without changing the outcome (RFC 9110
 // 9.2.2); TRACE is left out because the proxy has no reason to replay it.
@@ -37,8 +14,8 @@ func idempotent(method string) bool {
 
 // retryable decides whether a failed attempt may go to another backend.
 //
-// sent means that request bytes were handed to a backend connection (the
-// httptrace WroteHeaders hook fired), not what an error message says. Until
+// sent means that request bytes reached a backend connection's socket (the
+// connection counts what its writes took), not what an error message says. Until
 // then, the backend cannot have acted, so any method may be retried; only a
 // streamed body that the failed attempt already started to read cannot be
 // sent again. Once sent, only requests whose repetition is harmless are
@@ -55,18 +32,3 @@ func retryable(method string, sent, idempotencyKey bool, body bodyKind, streamTo
 	}
 	return idempotent(method) || idempotencyKey
 }
-
-// onceBody is a streamed request body. The transport closes a body when an
-// attempt fails; ignoring Close keeps an unread stream usable for the next
-// backend, and touched tells whether that is still allowed.
-type onceBody struct {
-	r       io.Reader
-	touched atomic.Bool
-}
-
-func (o *onceBody) Read(p []byte) (int, error) {
-	o.touched.Store(true)
-	return o.r.Read(p)
-}
-
-func (o *onceBody) Close() error { return nil }

@@ -2,8 +2,9 @@ package proxy
 
 import "sync/atomic"
 
-// Tried is the set of backends a request has already been sent to, by pool
-// index; a word instead of a map keeps retries allocation-free.
+// Tried is the set of backends a request has already been sent to, by set
+// index; a word instead of a map keeps retries allocation-free, and is why
+// lbapi.MaxBackends is 64.
 type Tried uint64
 
 // Has reports whether b is in the set.
@@ -16,7 +17,7 @@ func (t Tried) With(b *Backend) Tried { return t | 1<<uint(b.index) }
 // no available backend is left untried. The pick is counted in the backend's
 // in-flight number before Select returns; the caller releases it.
 type Selector interface {
-	Select(pool []*Backend, tried Tried) *Backend
+	Select(set []*Backend, tried Tried) *Backend
 }
 
 // RoundRobin hands requests to available backends in turn. One shared
@@ -27,14 +28,14 @@ type RoundRobin struct {
 }
 
 // Select implements Selector.
-func (r *RoundRobin) Select(pool []*Backend, tried Tried) *Backend {
-	n := uint64(len(pool))
+func (r *RoundRobin) Select(set []*Backend, tried Tried) *Backend {
+	n := uint64(len(set))
 	if n == 0 {
 		return nil
 	}
 	start := r.next.Add(1) - 1
 	for i := uint64(0); i < n; i++ {
-		b := pool[(start+i)%n]
+		b := set[(start+i)%n]
 		if b.Available() && !tried.Has(b) {
 			// Counted, then checked again: a drain stores "not serving"
 			// and then reads in_flight, so either the drain sees this

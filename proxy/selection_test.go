@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func testPool(n int) []*Backend {
@@ -79,7 +81,7 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestTriedHighIndex(t *testing.T) {
-	b := NewBackend("127.0.0.1:1", MaxBackends-1)
+	b := NewBackend("127.0.0.1:1", lbapi.MaxBackends-1)
 	var tr Tried
 	if tr.Has(b) {
 		t.Fatal("empty set has a backend")

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -16,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/posterctl/posterctl/lbapi"
+	"github.com/posterctl/posterctl/proxy/internal/sockio"
 )
 
 // zerologWriter lets net/http's own messages go through zerolog.
@@ -24,6 +26,13 @@ type zerologWriter struct{ log zerolog.Logger }
 func (z zerologWriter) Write(b []byte) (int, error) {
 	z.log.Warn().Msg(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// fasthttpLogger sends fasthttp's own messages through zerolog.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn().Msg(fmt.Sprintf(format, args...))
 }
 
 // Server is a running load balancer: the proxy port, the health port and the
@@ -74,17 +83,17 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s := &Server{cfg: cfg, log: logger, events: newEventLog(200), pid: os.Getpid(),
 		history: make(map[*Backend]*series)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	pool := make([]*Backend, 0, len(addrs))
+	set := make([]*Backend, 0, len(addrs))
 	for i, a := range addrs {
 		b := NewBackend(a, i)
-		b.up = newUpstream(a, &s.cfg)
-		pool = append(pool, b)
+		b.conns = newConnPool(a, &s.cfg)
+		set = append(set, b)
 	}
-	s.set.store(pool)
+	s.set.store(set)
 	s.metrics = newMetrics(s.everyBackend)
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
-	s.checker = NewHealthChecker(&s.cfg, pool, probe, onChange)
+	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
 
 	s.srv = &fasthttp.Server{
 		Handler: s.proxy.Handle,
@@ -133,9 +142,9 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 		ev = ev.Str("error", err.Error())
 	}
 	ev.Str("backend", b.addr).Str("state", t.String()).Str("via", via).Msg("backend " + t.String())
-	kind, detail := EventUp, "health checks pass"
+	kind, detail := lbapi.EventUp, "health checks pass"
 	if t == WentDown {
-		kind, detail = EventDown, "health checks fail"
+		kind, detail = lbapi.EventDown, "health checks fail"
 		if via == "request" {
 			detail = "a request to it failed"
 		}
@@ -175,7 +184,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(rawListener{ln}); err != nil {
+		if err := s.srv.Serve(sockio.Listener{Listener: ln}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()
@@ -253,55 +262,6 @@ func (s *Server) Close(ctx context.Context) error {
 // closeUpstreams drops the idle connections to every backend.
 func (s *Server) closeUpstreams() {
 	for _, b := range s.everyBackend() {
-		b.up.close()
+		b.conns.close()
 	}
-}
-
-// Health is the body of GET /health.
-type Health struct {
-	Status string `json:"status"`
-	// PID tells which balancer answered when two generations share the
-	// ports during a restart.
-	PID      int             `json:"pid"`
-	Backends []BackendStatus `json:"backends"`
-}
-
-// Health reports overall and per-backend state. A draining backend is left
-// out on purpose, so it does not make the status "degraded"; the status is
-// "ok" when every other backend is in rotation, "down" when none is.
-func (s *Server) Health() Health {
-	all := s.everyBackend()
-	h := Health{PID: s.pid, Backends: make([]BackendStatus, 0, len(all))}
-	up, counted := 0, 0
-	for _, b := range all {
-		st := b.Status()
-		if st.State != StateDraining {
-			counted++
-			if st.State == StateHealthy {
-				up++
-			}
-		}
-		h.Backends = append(h.Backends, st)
-	}
-	switch {
-	case up == 0:
-		h.Status = "down"
-	case up == counted:
-		h.Status = "ok"
-	default:
-		h.Status = "degraded"
-	}
-	return h
-}
-
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	h := s.Health()
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	if h.Status == "down" {
-		w.WriteHeader(http.StatusServiceUnavailable)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(h)
 }

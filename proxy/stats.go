@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // Latency is kept per backend in a fixed histogram of atomic counters: one
@@ -85,17 +87,6 @@ func (b *Backend) snapshot(at time.Time) statsSnapshot {
 	return s
 }
 
-// Sample is one second of traffic, as the dashboard draws it. Latencies are
-// in milliseconds and absent in a second without responses.
-type Sample struct {
-	Time      int64    `json:"t"` // Unix milliseconds
-	RPS       float64  `json:"rps"`
-	ErrorRate float64  `json:"error_rate"` // 5xx share of responses, 0..1
-	P50       *float64 `json:"p50_ms"`
-	P99       *float64 `json:"p99_ms"`
-	InFlight  int64    `json:"in_flight"`
-}
-
 // statsDelta is what happened between two snapshots; deltas of several
 // backends add up to the balancer's total.
 type statsDelta struct {
@@ -124,8 +115,8 @@ func (d *statsDelta) add(o *statsDelta) {
 }
 
 // sample turns a delta over secs seconds into rates.
-func (d *statsDelta) sample(at time.Time, secs float64, inFlight int64) Sample {
-	s := Sample{Time: at.UnixMilli(), InFlight: inFlight}
+func (d *statsDelta) sample(at time.Time, secs float64, inFlight int64) lbapi.Sample {
+	s := lbapi.Sample{Time: at.UnixMilli(), InFlight: inFlight}
 	if secs <= 0 {
 		return s
 	}
@@ -159,13 +150,13 @@ func percentile(h *[latBuckets]uint64, total uint64, q float64) float64 {
 	return latBucketMid(latBuckets-1) / 1000
 }
 
-// series is the recent history of one backend, one Sample per second.
+// series is the recent history of one backend, one sample per second.
 type series struct {
 	last    statsSnapshot
-	samples []Sample // oldest first, at most keep
+	samples []lbapi.Sample // oldest first, at most keep
 }
 
-func (r *series) add(s Sample, keep int) {
+func (r *series) add(s lbapi.Sample, keep int) {
 	if len(r.samples) == keep {
 		copy(r.samples, r.samples[1:])
 		r.samples = r.samples[:keep-1]

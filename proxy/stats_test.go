@@ -5,6 +5,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 func TestLatencyBuckets(t *testing.T) {
@@ -61,7 +63,7 @@ func TestSampleRates(t *testing.T) {
 func TestSeriesKeepsTheLastMinute(t *testing.T) {
 	var r series
 	for i := range historyLen + 5 {
-		r.add(Sample{Time: int64(i)}, historyLen)
+		r.add(lbapi.Sample{Time: int64(i)}, historyLen)
 	}
 	if len(r.samples) != historyLen || r.samples[0].Time != 5 || r.samples[historyLen-1].Time != historyLen+4 {
 		t.Fatalf("%d samples from %d to %d", len(r.samples), r.samples[0].Time, r.samples[len(r.samples)-1].Time)
@@ -81,24 +83,24 @@ func TestEventLogRing(t *testing.T) {
 
 func TestDrainState(t *testing.T) {
 	b := NewBackend("a:1", 0)
-	if !b.SetDraining(true) || b.Available() || b.State() != StateDraining || b.SetDraining(true) {
+	if !b.SetDraining(true) || b.Available() || b.State() != lbapi.StateDraining || b.SetDraining(true) {
 		t.Fatal("drain")
 	}
 	// Health checks move health, never the drain.
 	b.RecordProbe(nil, time.Now(), 2, 2)
-	if b.Available() || b.State() != StateDraining {
+	if b.Available() || b.State() != lbapi.StateDraining {
 		t.Fatal("a passing probe undid the drain")
 	}
 	b.Eject(errTest)
-	if !b.SetDraining(false) || b.Available() || b.State() != StateDown {
+	if !b.SetDraining(false) || b.Available() || b.State() != lbapi.StateDown {
 		t.Fatal("enable of a down backend put it in rotation")
 	}
 	b.RecordProbe(nil, time.Now(), 2, 2)
-	if b.RecordProbe(nil, time.Now(), 2, 2) != WentUp || !b.Available() || b.State() != StateHealthy {
+	if b.RecordProbe(nil, time.Now(), 2, 2) != WentUp || !b.Available() || b.State() != lbapi.StateHealthy {
 		t.Fatal("enabled backend did not come back on its probes")
 	}
 	j := newJoiningBackend("a:2", 1)
-	if j.Available() || j.State() != StateDown {
+	if j.Available() || j.State() != lbapi.StateDown {
 		t.Fatal("a backend added at run time takes traffic before its health check")
 	}
 }

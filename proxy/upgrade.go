@@ -16,85 +16,76 @@ import (
 // closes. Only a failure to connect is retried: after the request was sent,
 // the backend may have acted on it.
 func (p *Proxy) upgrade(x *exchange) {
-	ctx := x.ctx
-	in := &ctx.Request.Header
 	out := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(out)
-	in.CopyTo(&out.Header)
-	stripRequestHopByHop(&out.Header, true)
-	out.Header.SetNoDefaultContentType(true)
-	var scratch [256]byte
-	setForwarded(&out.Header, in, ctx.RemoteAddr(), scratch[:0])
-	out.Header.Set("X-Request-Id", x.id)
-
+	p.outbound(x, out, true)
 	var tried Tried
 	var lastErr error
-	pool := p.pool.load()
+	set := p.set.load()
 	for {
-		b := p.selector.Select(pool, tried)
+		b := p.pick(x, set, &tried)
 		if b == nil {
 			p.fail(x, fasthttp.StatusServiceUnavailable, "no backend available", lastErr)
 			return
 		}
-		tried = tried.With(b)
-		x.attempts++
-		x.backend = b
-		x.holding = b // Select counted the request in flight; finish releases it
-		b.requests.Add(1)
-		u := b.up
-		conn, err := u.dialer.Dial("tcp", u.addr)
+		x.holding = b // pick counted the request in flight; finish releases it
+		conn, err := b.conns.dialer.Dial("tcp", b.conns.addr)
 		if err != nil {
-			b.inFlight.Add(-1)
 			x.holding = nil
 			lastErr = err
-			b.recordFailure(err)
-			if tr := b.Eject(err); tr != NoChange {
-				p.metrics.ejections.WithLabelValues(b.addr).Inc()
-				p.onChange(b, tr, err, "request")
-			}
+			p.attemptFailed(b, err, true)
 			continue
 		}
-		br := bufio.NewReader(conn)
-		bw := bufio.NewWriter(conn)
-		_ = conn.SetDeadline(time.Now().Add(u.headerWait))
-		if err = out.Write(bw); err == nil {
-			err = bw.Flush()
-		}
-		resp := &ctx.Response
-		if err == nil {
-			err = resp.Header.Read(br)
-		}
+		p.switchProtocols(x, b, conn, out)
+		return
+	}
+}
+
+// switchProtocols sends the upgrade request on conn and, once the backend
+// agrees (101), hands the client's connection and conn to tunnel; any other
+// answer is relayed as it is.
+func (p *Proxy) switchProtocols(x *exchange, b *Backend, conn net.Conn, out *fasthttp.Request) {
+	ctx := x.ctx
+	br := bufio.NewReader(conn)
+	bw := bufio.NewWriter(conn)
+	_ = conn.SetDeadline(time.Now().Add(b.conns.headerWait))
+	err := out.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	resp := &ctx.Response
+	if err == nil {
+		err = resp.Header.Read(br)
+	}
+	if err != nil {
+		conn.Close()
+		b.recordFailure(err)
+		p.fail(x, fasthttp.StatusBadGateway, "backend failed during the upgrade", err)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	x.status = resp.StatusCode()
+	if x.status != fasthttp.StatusSwitchingProtocols {
+		// Refused: relay the answer as it is, then drop the connection.
+		resp.Header.ResetConnectionClose()
+		stripResponseHopByHop(&resp.Header)
+		resp.Header.Set("X-Request-Id", x.id)
+		err := resp.ReadBody(br, 1<<20)
+		conn.Close()
 		if err != nil {
-			conn.Close()
-			b.recordFailure(err)
 			p.fail(x, fasthttp.StatusBadGateway, "backend failed during the upgrade", err)
 			return
 		}
-		_ = conn.SetDeadline(time.Time{})
-		x.status = resp.StatusCode()
-		if x.status != fasthttp.StatusSwitchingProtocols {
-			// Refused: relay the answer as it is, then drop the connection.
-			resp.Header.ResetConnectionClose()
-			stripResponseHopByHop(&resp.Header)
-			resp.Header.Set("X-Request-Id", x.id)
-			err := resp.ReadBody(br, 1<<20)
-			conn.Close()
-			if err != nil {
-				p.fail(x, fasthttp.StatusBadGateway, "backend failed during the upgrade", err)
-				return
-			}
-			x.finish()
-			return
-		}
-		b.recordSuccess()
-		head := append([]byte(nil), resp.Header.Header()...)
-		ctx.HijackSetNoResponse(true)
-		ctx.Hijack(func(client net.Conn) {
-			defer x.finish() // the access line covers the whole session
-			tunnel(client, conn, br, head)
-		})
+		x.finish()
 		return
 	}
+	b.recordSuccess()
+	head := append([]byte(nil), resp.Header.Header()...)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(client net.Conn) {
+		defer x.finish() // the access line covers the whole session
+		tunnel(client, conn, br, head)
+	})
 }
 
 // tunnel relays between the client and the backend until either closes. It

@@ -1,7 +1,3 @@
-// Package proxy is posterctl's load balancer: round robin over the backends
-// that pass their health checks, passive ejection on connection failures,
-// retries that never replay a request that may have had effects, and a health
-// and metrics port for the supervisor.
 package proxy
 
 import (
@@ -13,10 +9,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
-// MaxBackends bounds the pool so a request's tried set fits in one word.
-const MaxBackends = 64
+// MaxBackends re-exports the contract's limit for cmd/posterctl, which
+// names it here until it imports lbapi itself.
+//
+// Deprecated: use lbapi.MaxBackends.
+const MaxBackends = lbapi.MaxBackends
 
 // ParseBackend normalises a backend given as host:port or http://host:port to
 // host:port, the form used in logs, metrics and /health.
@@ -58,11 +59,11 @@ func ParseBackend(s string) (string, error) {
 // the mutex so that a transition is decided and logged exactly once.
 type Backend struct {
 	addr  string // host:port
-	index int    // position in the pool, for the per-request tried set
-	// up is the connection pool to this backend, set when it joins a
+	index int    // position in the set, for the per-request tried set
+	// conns is the connection pool to this backend, set when it joins a
 	// Server; it lives and dies with the backend, so a set change needs no
-	// second table kept in step with the pool.
-	up *upstream
+	// second table kept in step with the set.
+	conns *connPool
 
 	// serving is healthy && !draining, kept in one word so the request path
 	// decides with a single load.
@@ -83,6 +84,8 @@ type Backend struct {
 	lastProbeAt time.Time
 
 	stats backendStats
+	// codes are its Prometheus request counters (see metrics.observe).
+	codes codeCounters
 }
 
 // NewBackend returns a backend that starts out available: until a probe says
@@ -107,29 +110,16 @@ func (b *Backend) Addr() string { return b.addr }
 // Available reports whether the balancer may send new requests here.
 func (b *Backend) Available() bool { return b.serving.Load() }
 
-// Draining reports whether the backend is kept from new requests on purpose.
-func (b *Backend) Draining() bool { return b.draining.Load() }
-
-// InFlight is the number of requests the backend is serving now.
-func (b *Backend) InFlight() int64 { return b.inFlight.Load() }
-
-// Backend states as reported by /health, the admin API and the dashboard.
-const (
-	StateHealthy  = "healthy"
-	StateDown     = "down"
-	StateDraining = "draining"
-)
-
 // State is the backend's state as one word; draining wins over health,
 // because a draining backend gets no new requests whatever its probes say.
 func (b *Backend) State() string {
 	switch {
 	case b.draining.Load():
-		return StateDraining
+		return lbapi.StateDraining
 	case b.healthy.Load():
-		return StateHealthy
+		return lbapi.StateHealthy
 	}
-	return StateDown
+	return lbapi.StateDown
 }
 
 // setHealthy must be called with mu held.
@@ -262,24 +252,11 @@ func (b *Backend) dueForProbe(now time.Time, interval, downInterval time.Duratio
 	return true
 }
 
-// BackendStatus is a backend's entry in GET /health.
-type BackendStatus struct {
-	Address             string     `json:"address"`
-	State               string     `json:"state"`
-	Healthy             bool       `json:"healthy"`
-	InFlight            int64      `json:"in_flight"`
-	Requests            uint64     `json:"requests"`
-	Failures            uint64     `json:"failures"`
-	ConsecutiveFailures int64      `json:"consecutive_failures"`
-	LastCheck           *time.Time `json:"last_check"`
-	LastError           string     `json:"last_error"`
-}
-
 // Status is a consistent-enough snapshot for reporting.
-func (b *Backend) Status() BackendStatus {
+func (b *Backend) Status() lbapi.BackendStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := BackendStatus{
+	s := lbapi.BackendStatus{
 		Address:             b.addr,
 		State:               b.State(),
 		Healthy:             b.healthy.Load(),

@@ -28,7 +28,7 @@ func TestUpstreamPool(t *testing.T) {
 	}()
 	cfg := &Config{}
 	cfg.SetDefaults()
-	u := newUpstream(l.Addr().String(), cfg)
+	u := newConnPool(l.Addr().String(), cfg)
 	defer u.close()
 
 	c1, err := u.get()
@@ -61,7 +61,7 @@ func TestUpstreamPool(t *testing.T) {
 	u.put(c2)
 
 	t.Run("DialError", func(t *testing.T) {
-		dead := newUpstream(deadAddr(t), cfg)
+		dead := newConnPool(deadAddr(t), cfg)
 		_, err := dead.get()
 		var de *errDial
 		if !errors.As(err, &de) {
@@ -69,3 +69,6 @@ func TestUpstreamPool(t *testing.T) {
 		}
 	})
 }
+
+// get is getAt now, with the peek: a pooled connection is checked first.
+func (u *connPool) get() (*upConn, error) { return u.getAt(time.Now(), true) }

@@ -1,41 +1,44 @@
-package proxy
+package sockio
 
 import (
 	"net"
-	"syscall"
 	"time"
 )
 
-// rawListener gives the server client connections that use rawIO.
-type rawListener struct{ net.Listener }
+// Listener gives the server client connections that use Conn's raw path,
+// where the platform and the socket allow it.
+type Listener struct{ net.Listener }
 
-func (l rawListener) Accept() (net.Conn, error) {
+// Accept wraps each accepted connection (see Wrap).
+func (l Listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return c, err
 	}
-	return l.wrap(c), nil
+	return Wrap(c), nil
 }
 
-func (rawListener) wrap(c net.Conn) net.Conn {
-	cc := &clientConn{Conn: c}
-	if !cc.io.init(c) {
+// Wrap returns c as a ClientConn when its reads and writes can take the raw
+// path, else c itself.
+func Wrap(c net.Conn) net.Conn {
+	cc := &ClientConn{Conn: c}
+	if !cc.io.Init(c) {
 		return c
 	}
 	return cc
 }
 
-// clientConn is a client's connection with rawIO and lazy read deadlines;
+// ClientConn is a client's connection with raw I/O and lazy read deadlines;
 // the rest is the socket's.
 //
-// Unlike a backend connection (see upConn.send), the read that follows a
-// response here is not folded into the response's write: a client may send
-// its next request before it has the response (pipelining), and readiness
-// that came before the write would be missed, stalling it until the idle
-// timeout (TestPipelinedWhileAtBackend).
-type clientConn struct {
+// Unlike a backend connection (see Conn.FlushThenWait), the read that
+// follows a response here is not folded into the response's write: a client
+// may send its next request before it has the response (pipelining), and
+// readiness that came before the write would be missed, stalling it until
+// the idle timeout.
+type ClientConn struct {
 	net.Conn
-	io rawIO
+	io Conn
 
 	// The read deadline last asked for, and the one the poller has. The
 	// server moves the read deadline twice a request (the idle wait, then
@@ -52,26 +55,28 @@ type clientConn struct {
 // deadlineSlack is how much earlier than asked a read deadline may fall.
 const deadlineSlack = time.Second
 
-func (c *clientConn) Read(p []byte) (int, error) {
+func (c *ClientConn) Read(p []byte) (int, error) {
 	if err := c.applyReadDeadline(); err != nil {
 		return 0, err
 	}
 	return c.io.Read(p)
 }
 
-func (c *clientConn) Write(p []byte) (int, error) { return c.io.Write(p) }
+func (c *ClientConn) Write(p []byte) (int, error) { return c.io.Write(p) }
 
-func (c *clientConn) SetReadDeadline(t time.Time) error {
+// SetReadDeadline records t; it takes effect at the next Read.
+func (c *ClientConn) SetReadDeadline(t time.Time) error {
 	c.wantRead = t
 	return nil
 }
 
-func (c *clientConn) SetDeadline(t time.Time) error {
+// SetDeadline sets the write deadline now and the read deadline lazily.
+func (c *ClientConn) SetDeadline(t time.Time) error {
 	c.wantRead = t
 	return c.Conn.SetWriteDeadline(t)
 }
 
-func (c *clientConn) applyReadDeadline() error {
+func (c *ClientConn) applyReadDeadline() error {
 	want, has := c.wantRead, c.hasRead
 	if want.Equal(has) || !want.IsZero() && !has.IsZero() && !has.After(want) && want.Sub(has) < deadlineSlack {
 		return nil
@@ -82,6 +87,3 @@ func (c *clientConn) applyReadDeadline() error {
 	c.hasRead = want
 	return nil
 }
-
-// SyscallConn keeps the socket reachable (clientGone peeks at it).
-func (c *clientConn) SyscallConn() (syscall.RawConn, error) { return c.io.rc, nil }

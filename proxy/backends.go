@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
-// backendSet is the pool the request path reads: an immutable slice behind
+// backendSet is the backend set the request path reads: an immutable slice behind
 // an atomic pointer, replaced whole when the set changes. A request loads it
 // once and works on that snapshot, with no lock and no allocation; a backend
 // removed meanwhile is still safe to use (it is draining, so Select skips it).
@@ -22,7 +24,7 @@ func (s *backendSet) load() []*Backend {
 	return nil
 }
 
-func (s *backendSet) store(pool []*Backend) { s.cur.Store(&pool) }
+func (s *backendSet) store(set []*Backend) { s.cur.Store(&set) }
 
 // errUnknownBackend is an address that is not in the set.
 var errUnknownBackend = errors.New("unknown backend")
@@ -83,9 +85,9 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		if b := revived[a]; b != nil {
 			next = append(next, b)
-			s.events.add(a, EventAdded, "back before it had drained")
+			s.events.add(a, lbapi.EventAdded, "back before it had drained")
 			if b.SetDraining(false) {
-				s.events.add(a, EventEnabled, "")
+				s.events.add(a, lbapi.EventEnabled, "")
 			}
 			continue
 		}
@@ -95,9 +97,9 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		used[idx] = true
 		b := newJoiningBackend(a, idx)
-		b.up = newUpstream(a, &s.cfg)
+		b.conns = newConnPool(a, &s.cfg)
 		next = append(next, b)
-		s.events.add(a, EventAdded, "joins once healthy")
+		s.events.add(a, lbapi.EventAdded, "joins once healthy")
 		s.checker.Add(b)
 	}
 	now := time.Now()
@@ -107,7 +109,7 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		b.SetDraining(true)
 		s.leaving = append(s.leaving, leavingBackend{b: b, since: now})
-		s.events.add(b.addr, EventDraining, "removed from the set")
+		s.events.add(b.addr, lbapi.EventDraining, "removed from the set")
 	}
 	s.set.store(next)
 	s.log.Info().Strs("backends", addrs).Msg("backend set replaced")
@@ -122,7 +124,7 @@ func (s *Server) DrainBackend(addr string) (*Backend, error) {
 		return nil, fmt.Errorf("%w %s", errUnknownBackend, addr)
 	}
 	if b.SetDraining(true) {
-		s.events.add(addr, EventDraining, "")
+		s.events.add(addr, lbapi.EventDraining, "")
 		s.log.Info().Str("backend", addr).Msg("backend draining")
 	}
 	return b, nil
@@ -143,7 +145,7 @@ func (s *Server) EnableBackend(addr string) (*Backend, error) {
 		return nil, fmt.Errorf("%w %s", errUnknownBackend, addr)
 	}
 	if b.SetDraining(false) {
-		s.events.add(addr, EventEnabled, "back in rotation once healthy")
+		s.events.add(addr, lbapi.EventEnabled, "back in rotation once healthy")
 		s.log.Info().Str("backend", addr).Msg("backend enabled")
 	}
 	return b, nil
@@ -190,8 +192,8 @@ func (s *Server) reap(now time.Time) {
 			continue
 		}
 		s.checker.Remove(l.b)
-		l.b.up.close()
-		s.events.add(l.b.addr, EventRemoved, "")
+		l.b.conns.close()
+		s.events.add(l.b.addr, lbapi.EventRemoved, "")
 		s.log.Info().Str("backend", l.b.addr).Msg("backend removed")
 	}
 	for i := len(kept); i < len(s.leaving); i++ {

@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/posterctl/posterctl/proxy/internal/sockio"
+)
+
+// exchange follows one client request through its attempts and, for a
+// streamed response, to the end of the response.
+type exchange struct {
+	p        *Proxy
+	ctx      *fasthttp.RequestCtx
+	start    time.Time
+	end      time.Time // when known before finish, saving a clock reading
+	id       string
+	backend  *Backend // of the last attempt, for the access line
+	holding  *Backend // whose in-flight count this request holds
+	attempts int
+	status   int
+	errMsg   string
+	finished bool
+
+	stream *upstreamBody // a streamed response body
+}
+
+// respond hands the backend's response to the server. A streamed body goes
+// through the exchange, whose CloseWithError learns how the write to the
+// client ended and writes the access line then; a buffered one is in the
+// response already, and a client that left while waiting for it has been
+// caught by clientGone.
+func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
+	resp := &x.ctx.Response
+	if hasHopByHopResponse(&resp.Header) {
+		stripResponseHopByHop(&resp.Header)
+	}
+	resp.Header.Set("X-Request-Id", x.id)
+	x.status = resp.StatusCode()
+	if stream == nil {
+		x.finish()
+		return
+	}
+	x.stream = stream
+	x.end = time.Time{} // the end is when the stream is done
+	n := resp.Header.ContentLength()
+	if n < 0 {
+		n = -1 // chunked to the client, flushed chunk by chunk
+	}
+	resp.SetBodyStream(streamedBody{x}, n)
+}
+
+// streamedBody is what the server reads a streamed response body from. It
+// offers no WriteTo on purpose: the server's chunk-by-chunk copy is what
+// flushes each piece as it arrives.
+type streamedBody struct{ x *exchange }
+
+func (b streamedBody) Read(p []byte) (int, error)     { return b.x.stream.Read(p) }
+func (b streamedBody) CloseWithError(err error) error { return b.x.closeWithError(err) }
+
+// closeWithError is called by the server once the response is written, with
+// the write error if the client went away.
+func (x *exchange) closeWithError(err error) error {
+	if x.stream != nil {
+		x.stream.close()
+	}
+	if err != nil {
+		x.errMsg = "client went away: " + err.Error()
+		x.status = 499
+	}
+	x.finish()
+	return nil
+}
+
+// finish releases the request's hold on its backend, counts it and writes
+// its access line, once.
+func (x *exchange) finish() {
+	if x.finished {
+		return
+	}
+	x.finished = true
+	p := x.p
+	if x.holding != nil {
+		x.holding.inFlight.Add(-1)
+	}
+	p.metrics.inFlight.Add(-1)
+	end := x.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	d := end.Sub(x.start)
+	addr := "none"
+	if x.backend != nil {
+		addr = x.backend.addr
+	}
+	p.metrics.observe(x.backend, addr, x.status, d)
+	ev := p.log.Info()
+	if x.errMsg != "" {
+		ev = ev.Str("error", x.errMsg)
+	}
+	ctx := x.ctx
+	var remote [64]byte
+	ev.Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", x.status).
+		Str("backend", addr).Int("attempts", x.attempts).Dur("duration", d).
+		Str("request_id", x.id).Bytes("remote", appendAddr(remote[:0], ctx.RemoteAddr())).Msg("request")
+}
+
+// appendAddr formats a client address as net.Addr's String does, without
+// allocating for the usual TCP address.
+func appendAddr(dst []byte, a net.Addr) []byte {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		// A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d, which
+		// String prints as a.b.c.d.
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(dst)
+	}
+	return append(dst, a.String()...)
+}
+
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// fail answers with the proxy's own JSON error.
+func (p *Proxy) fail(x *exchange, status int, msg string, cause error) {
+	x.errMsg = msg
+	if cause != nil {
+		x.errMsg = msg + ": " + cause.Error()
+	}
+	x.status = status
+	resp := &x.ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("application/json")
+	resp.Header.Set("Cache-Control", "no-store")
+	resp.Header.Set("X-Request-Id", x.id)
+	if status == fasthttp.StatusServiceUnavailable {
+		resp.Header.Set("Retry-After", strconv.Itoa(int((p.cfg.RetryAfter+time.Second-1)/time.Second)))
+	}
+	body, _ := json.Marshal(errorBody{Error: msg, RequestID: x.id})
+	resp.SetBodyRaw(append(body, '\n'))
+	x.finish()
+}
+
+// clientGone peeks, without blocking or consuming, at the client's
+// connection: an end of stream there means the client left while its
+// request was at the backend.
+func clientGone(ctx *fasthttp.RequestCtx) bool {
+	return sockio.PeekConn(ctx.Conn()) == sockio.PeekClosed
+}
