@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/posterctl/posterctl/supervisor"
 	"github.com/urfave/cli/v2"
@@ -124,9 +123,8 @@ func readyReporter(detached bool) func(startReport) {
 		return func(startReport) {}
 	}
 	os.Unsetenv(readyFDEnv) // not for the children
-	// An inherited fd is not close-on-exec; without this every child would
-	// hold the pipe open too.
-	syscall.CloseOnExec(fd)
+	// Without this every child would hold the pipe open too.
+	closeOnExec(fd)
 	f := os.NewFile(uintptr(fd), "ready")
 	return func(r startReport) {
 		if f == nil {
@@ -179,8 +177,9 @@ func detach(c *cli.Context, cfg *upConfig, userArgs []string) error {
 	cmd.Env = append(os.Environ(), readyFDEnv+"=3", "POSTERCTL_DB="+cfg.DB)
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// A session of its own: no terminal's signals or hang-up reach it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := newSession(cmd); err != nil {
+		return cli.Exit("up: "+err.Error(), 1)
+	}
 	err = cmd.Start()
 	w.Close()
 	if err != nil {
