@@ -2,9 +2,9 @@
 // interface the HTTP handlers depend on, and the Error type that carries an
 // application error code from any store to the client.
 //
-// Implementations live in sub-packages (app/sqlite, app/postgres; app/store
-// picks one from a --db value, and app/storetest holds the tests both must
-// pass); only cmd/posterctl wires a store to the HTTP server, so handlers
+// Implementations live in sub-packages (app/sqlite, app/postgres; the test
+// package app/storetest holds the tests both must pass). Only cmd/posterctl
+// picks one from a --db value and wires it to the HTTP server, so handlers
 // never import a database driver.
 package app
 

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/posterctl/posterctl/app/store"
 	"github.com/posterctl/posterctl/app/web"
 	"github.com/urfave/cli/v2"
 )
@@ -65,7 +64,7 @@ func (cfg *backendConfig) Validate() error {
 	if net.ParseIP(cfg.Host) == nil && cfg.Host != "localhost" {
 		return fmt.Errorf("invalid --host %q: want an IP address such as 127.0.0.1 or 0.0.0.0", cfg.Host)
 	}
-	if err := store.Check(cfg.DB); err != nil {
+	if err := checkDB(cfg.DB); err != nil {
 		return fmt.Errorf("invalid --db: %w", err)
 	}
 	if !validName(cfg.Name) {
@@ -127,7 +126,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	db, err := store.Open(ctx, cfg.DB)
+	db, err := openStore(ctx, cfg.DB)
 	if err != nil {
 		return cli.Exit("backend: "+err.Error(), 1)
 	}
@@ -144,7 +143,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	log.Info().
 		Int("port", cfg.Port).
 		Int("pid", os.Getpid()).
-		Str("db", store.Redact(cfg.DB)).
+		Str("db", redactDB(cfg.DB)).
 		Str("url", srv.URL()).
 		Msg("backend listening")
 

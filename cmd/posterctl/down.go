@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -85,7 +86,9 @@ func downByPidFile(ctx context.Context, runDir string, grace time.Duration) (str
 	defer cancel()
 	if err := id.WaitGone(wctx); err != nil {
 		// Its children die with it (parent-death signal).
-		_ = syscall.Kill(id.Pid, syscall.SIGKILL)
+		if p, err := os.FindProcess(id.Pid); err == nil {
+			_ = p.Kill()
+		}
 		kctx, cancel := context.WithTimeout(ctx, settle)
 		defer cancel()
 		if err := id.WaitGone(kctx); err != nil {

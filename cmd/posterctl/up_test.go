@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posterctl/posterctl/cluster"
 	"github.com/posterctl/posterctl/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -41,9 +42,9 @@ func TestUpConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := upConfig{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "./data",
+		want := upConfig{Settings: cluster.Settings{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "./data",
 			Host: "127.0.0.1", RunDir: supervisor.DefaultRunDir(), Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second,
-			Restart: supervisor.DefaultRestartPolicy()}
+			Restart: supervisor.DefaultRestartPolicy()}}
 		if !sameConfig(*cfg, want) {
 			t.Fatalf("cfg = %+v\nwant  %+v", *cfg, want)
 		}
@@ -82,7 +83,7 @@ func TestUpConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scfg := clusterConfig(cfg, "/bin/posterctl", "json", "info", nil)
+		scfg := plan(cfg)
 		if len(scfg.Specs) != 1 || scfg.Specs[0].Name != "lb" {
 			t.Fatalf("specs %+v, want the LB alone", scfg.Specs)
 		}
@@ -101,7 +102,7 @@ func TestUpConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		scfg := clusterConfig(cfg, "/bin/posterctl", "json", "info", nil)
+		scfg := plan(cfg)
 		if len(scfg.Specs) != 3 || scfg.HealthURL != "" || scfg.URL != "" {
 			t.Fatalf("specs %+v health %q, want 3 backends and no LB", scfg.Specs, scfg.HealthURL)
 		}
@@ -118,7 +119,7 @@ func TestUpConfig(t *testing.T) {
 		if scfg.Store != "postgres://poster:xxxxx@db.internal:5432/poster" {
 			t.Fatalf("store shown as %q", scfg.Store)
 		}
-		if line := readyLine(cfg, scfg, time.Second); strings.Contains(line, "s3cr3t") || !strings.Contains(line, "no load balancer") {
+		if line := cluster.ReadyLine(cfg.Settings, scfg, time.Second, 1); strings.Contains(line, "s3cr3t") || !strings.Contains(line, "no load balancer") {
 			t.Fatalf("ready line %q", line)
 		}
 	})
@@ -177,13 +178,19 @@ func TestUpConfig(t *testing.T) {
 	}
 }
 
+// plan is the plan `up` hands the supervisor for cfg.
+func plan(cfg *upConfig) supervisor.Config {
+	return cluster.Plan(cfg.Settings, cluster.Run{Exe: "/bin/posterctl", LogFormat: "json", LogLevel: "info", Store: redactDB(cfg.DBPath())})
+}
+
 // sameConfig compares two configs; the remote backends by value, since a
 // cli.StringSlice also records whether it was set.
 func sameConfig(a, b upConfig) bool {
-	if !slices.Equal(a.Remote.Value(), b.Remote.Value()) {
+	if !slices.Equal(a.remote.Value(), b.remote.Value()) || !slices.Equal(a.Remote, b.Remote) {
 		return false
 	}
-	a.Remote, b.Remote = cli.StringSlice{}, cli.StringSlice{}
+	a.remote, b.remote = cli.StringSlice{}, cli.StringSlice{}
+	a.Remote, b.Remote = nil, nil
 	return reflect.DeepEqual(a, b)
 }
 

@@ -1,9 +1,10 @@
-// Package store opens the app.Store that a --db value names: a
-// postgres:// or postgresql:// URL selects PostgreSQL (app/postgres), and
-// anything else is the path of a SQLite file (app/sqlite). It is the one
-// place that knows both, so `posterctl backend` and `posterctl up` agree on
-// what a --db value means and on how to show it without its password.
-package store
+package main
+
+// The driver switch: which app.Store a --db value opens. It lives here, where
+// the program is wired, so that app/ holds the domain and its two
+// implementations and nothing that picks between them; `backend` and `up`
+// share it and so agree on what a --db value means and on how to show it
+// without its password.
 
 import (
 	"context"
@@ -16,8 +17,9 @@ import (
 	"github.com/posterctl/posterctl/app/sqlite"
 )
 
-// IsPostgres reports whether db is a PostgreSQL connection URL.
-func IsPostgres(db string) bool {
+// isPostgres reports whether db is a PostgreSQL connection URL; anything
+// else without a scheme is the path of a SQLite file.
+func isPostgres(db string) bool {
 	scheme, _, ok := strings.Cut(db, "://")
 	if !ok {
 		return false
@@ -26,13 +28,13 @@ func IsPostgres(db string) bool {
 	return scheme == "postgres" || scheme == "postgresql"
 }
 
-// Check reports a --db value that cannot work, without connecting or
+// checkDB reports a --db value that cannot work, without connecting or
 // touching the file system. Its errors never contain a password.
-func Check(db string) error {
+func checkDB(db string) error {
 	switch {
 	case db == "":
 		return errors.New("the database is empty: give a SQLite file path or a postgres:// URL")
-	case IsPostgres(db):
+	case isPostgres(db):
 		_, err := postgres.ParseConfig(db)
 		return err
 	case strings.Contains(db, "://"):
@@ -44,22 +46,22 @@ func Check(db string) error {
 	return nil
 }
 
-// Redact returns db fit for logs and status: a PostgreSQL URL with its
+// redactDB returns db fit for logs and status: a PostgreSQL URL with its
 // password masked, or the SQLite path as it is.
-func Redact(db string) string {
-	if IsPostgres(db) || strings.Contains(db, "://") {
+func redactDB(db string) string {
+	if isPostgres(db) || strings.Contains(db, "://") {
 		return postgres.Redact(db)
 	}
 	return db
 }
 
-// Open checks db and opens the store it names, applying migrations. ctx
-// bounds the opening only (connecting and migrating PostgreSQL).
-func Open(ctx context.Context, db string) (app.Store, error) {
-	if err := Check(db); err != nil {
+// openStore checks db and opens the store it names, applying migrations.
+// ctx bounds the opening only (connecting and migrating PostgreSQL).
+func openStore(ctx context.Context, db string) (app.Store, error) {
+	if err := checkDB(db); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if IsPostgres(db) {
+	if isPostgres(db) {
 		s := postgres.NewDB(db)
 		if err := s.Open(ctx); err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package store_test
+package main
 
 import (
 	"context"
@@ -9,13 +9,7 @@ import (
 	"github.com/posterctl/posterctl/app/postgres"
 	"github.com/posterctl/posterctl/app/postgres/pgtest"
 	"github.com/posterctl/posterctl/app/sqlite"
-	"github.com/posterctl/posterctl/app/store"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
 
 func TestIsPostgres(t *testing.T) {
 	for db, want := range map[string]bool{
@@ -29,16 +23,16 @@ func TestIsPostgres(t *testing.T) {
 		"mysql://u:p@h/db":      false,
 		"data/postgres://x.db?": false,
 	} {
-		if got := store.IsPostgres(db); got != want {
-			t.Errorf("IsPostgres(%q) = %v, want %v", db, got, want)
+		if got := isPostgres(db); got != want {
+			t.Errorf("isPostgres(%q) = %v, want %v", db, got, want)
 		}
 	}
 }
 
 func TestCheck(t *testing.T) {
 	for _, db := range []string{"./data/poster.db", "/tmp/x.db", "postgres://u:p@127.0.0.1:5432/db?sslmode=disable"} {
-		if err := store.Check(db); err != nil {
-			t.Errorf("Check(%q): %v", db, err)
+		if err := checkDB(db); err != nil {
+			t.Errorf("checkDB(%q): %v", db, err)
 		}
 	}
 	for db, want := range map[string]string{
@@ -48,12 +42,12 @@ func TestCheck(t *testing.T) {
 		"postgres://u:secret@h:xx/db":           "invalid connection string postgres://xxxxx@h:xx/db: invalid port",
 		"postgres://u:secret@h/db?sslmode=nope": "invalid connection string",
 	} {
-		err := store.Check(db)
+		err := checkDB(db)
 		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("Check(%q) = %v, want %q", db, err, want)
+			t.Errorf("checkDB(%q) = %v, want %q", db, err, want)
 		}
 		if err != nil && strings.Contains(err.Error(), "secret") {
-			t.Errorf("Check(%q) shows the password: %v", db, err)
+			t.Errorf("checkDB(%q) shows the password: %v", db, err)
 		}
 	}
 }
@@ -65,8 +59,8 @@ func TestRedact(t *testing.T) {
 		"postgresql://u:secret@h/db?a=b": "postgresql://u:xxxxx@h/db?a=b",
 		"mysql://u:secret@h/db":          "mysql://u:xxxxx@h/db",
 	} {
-		if got := store.Redact(db); got != want {
-			t.Errorf("Redact(%q) = %q, want %q", db, got, want)
+		if got := redactDB(db); got != want {
+			t.Errorf("redactDB(%q) = %q, want %q", db, got, want)
 		}
 	}
 }
@@ -75,7 +69,7 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("SQLite", func(t *testing.T) {
-		s, err := store.Open(ctx, filepath.Join(t.TempDir(), "poster.db"))
+		s, err := openStore(ctx, filepath.Join(t.TempDir(), "poster.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +83,7 @@ func TestOpen(t *testing.T) {
 	})
 
 	t.Run("Postgres", func(t *testing.T) {
-		s, err := store.Open(ctx, pgtest.Schema(t, pgtest.DSN(t)))
+		s, err := openStore(ctx, pgtest.Schema(t, pgtest.DSN(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,11 +98,11 @@ func TestOpen(t *testing.T) {
 
 	t.Run("ErrInvalid", func(t *testing.T) {
 		for _, db := range []string{"", "mysql://h/db", "postgres://u:secret@h:xx/db"} {
-			if s, err := store.Open(ctx, db); err == nil {
+			if s, err := openStore(ctx, db); err == nil {
 				s.Close()
-				t.Errorf("Open(%q) succeeded", db)
+				t.Errorf("openStore(%q) succeeded", db)
 			} else if strings.Contains(err.Error(), "secret") {
-				t.Errorf("Open(%q) shows the password: %v", db, err)
+				t.Errorf("openStore(%q) shows the password: %v", db, err)
 			}
 		}
 	})
