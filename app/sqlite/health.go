@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -238,10 +239,13 @@ func (db *DB) check(ctx context.Context) {
 		db.reopen(ctx, g)
 	default:
 		what := "a file without a store id"
-		if err == nil {
+		switch {
+		case err == nil:
 			what = "another store (store id " + other + ")"
-		} else if isNotADB(err) {
+		case isNotADB(err):
 			what = "a file that is not a SQLite database"
+		case !isNoTable(err):
+			what = fmt.Sprintf("a file that cannot be read (%v)", err)
 		}
 		db.setState(stateReplaced, fmt.Sprintf(
 			"the store file %s was replaced by %s while this backend serves store id %s: writes are refused until an operator puts the right file back or restarts the cluster",
@@ -319,6 +323,12 @@ func (db *DB) probeWrite(ctx context.Context) {
 func isFull(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
+// isNoTable reports a query on a database without the table, here a
+// SQLite file that has no store id.
+func isNoTable(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "no such table")
 }
 
 // isNotADB reports a file that is not a SQLite database.

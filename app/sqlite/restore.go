@@ -67,6 +67,15 @@ func (db *DB) copyInto(ctx context.Context, side *sql.DB) error {
 		os.Remove(tmp)
 		return err
 	}
+	// A -wal or -shm left at the path belongs to the deleted file (backends
+	// that have it open keep using their descriptors). A connection to the
+	// new file would replay that WAL into it and corrupt it.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(db.Path + suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			os.Remove(tmp)
+			return err
+		}
+	}
 	if err := os.Rename(tmp, db.Path); err != nil {
 		os.Remove(tmp)
 		return err
@@ -89,11 +98,14 @@ func syncPath(path string) error {
 }
 
 // probeStoreID reads the store id of the file at path with a connection of
-// its own. mode=rw cannot create a file; it may create the new file's -wal
-// and -shm, which a mode=ro connection could not, and then fail on a healthy
-// file that no one has opened yet.
+// its own that reads the main file alone (immutable=1). A normal connection
+// would replay the -wal at the path, and after another file was moved over
+// ours that WAL is still ours: the probe would read our own store id and
+// take the stranger for our restored file. A restored file needs no WAL:
+// VACUUM INTO writes everything into the main file. A read that races a
+// checkpoint may fail; the next check, a moment later, reads again.
 func probeStoreID(ctx context.Context, path string) (string, error) {
-	p, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=rw&_busy_timeout=100&_query_only=1")
+	p, err := sql.Open("sqlite", "file:"+escapePath(path)+"?mode=ro&immutable=1")
 	if err != nil {
 		return "", err
 	}
