@@ -331,6 +331,12 @@ func isNoTable(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "no such table")
 }
 
+// isCantOpen reports a connection that could not open the file.
+func isCantOpen(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_CANTOPEN
+}
+
 // isNotADB reports a file that is not a SQLite database.
 func isNotADB(err error) bool {
 	var se *sqlite.Error

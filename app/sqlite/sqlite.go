@@ -209,6 +209,10 @@ func storeErr(step string, err error) error {
 	if isFull(err) {
 		return &app.Error{Code: app.ESTORAGE, Message: "the disk of the store is full; try again later"}
 	}
+	if isCantOpen(err) {
+		// A new connection while the file is deleted (health.go restores it).
+		return &app.Error{Code: app.EUNAVAILABLE, Message: "the store file cannot be opened; try again"}
+	}
 	return fmt.Errorf("%s: %w", step, err)
 }
 
