@@ -255,6 +255,7 @@ func TestStore_Replaced(t *testing.T) {
 		}
 		return nil
 	})
+	otherID := rawStoreID(t, other)
 	if err := os.Rename(other, db); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,21 @@ func TestStore_Replaced(t *testing.T) {
 			t.Fatalf("post %q sent %v after the move was answered 201", content, sent.Sub(moved))
 		}
 	}
+	// Read the way an operator would, -wal and -shm included: the file at
+	// the path is the other store, intact, without our posts.
 	if n := len(postsInFile(t, db)); n != 0 {
 		t.Fatalf("the other store got %d posts", n)
+	}
+	if id := rawStoreID(t, db); id != otherID {
+		t.Fatalf("store id at the path %q, want the other store's %q", id, otherID)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var check string
+	if err := conn.QueryRow(`PRAGMA quick_check`).Scan(&check); err != nil || check != "ok" {
+		t.Fatalf("quick_check of the other store = %q, %v", check, err)
 	}
 }

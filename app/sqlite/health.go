@@ -250,6 +250,12 @@ func (db *DB) check(ctx context.Context) {
 		db.setState(stateReplaced, fmt.Sprintf(
 			"the store file %s was replaced by %s while this backend serves store id %s: writes are refused until an operator puts the right file back or restarts the cluster",
 			db.Path, what, g.storeID))
+		// The -wal and -shm at the path are still ours, and whoever opens
+		// the new file (an operator, a new backend) would replay our WAL
+		// into it and corrupt it. Move our WAL into our own, unlinked, file
+		// and empty it; writes are refused, so it stays empty. Busy: the
+		// next check tries again.
+		g.side.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
 }
 
