@@ -21,5 +21,9 @@ type Store interface {
 
 	// Ping runs a real query against the store; health checks use it.
 	Ping(ctx context.Context) error
+	// StoreID returns the store's id: random, created with the schema, the
+	// same for every process on the same data. A backend on another id
+	// serves another data set and must never be in rotation.
+	StoreID(ctx context.Context) (string, error)
 	Close() error
 }

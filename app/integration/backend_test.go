@@ -243,7 +243,7 @@ func TestBackend_StartupErrors(t *testing.T) {
 		{"flag after port", []string{"backend", port, "--db", db}, "put flags first"},
 		{"bad host", []string{"backend", "--db", db, "--host", "not a host", port}, `invalid --host "not a host"`},
 		{"db dir is a file", []string{"backend", "--db", filepath.Join(file, "poster.db"), port}, "open store"},
-		{"db is not sqlite", []string{"backend", "--db", file, port}, "open store"},
+		{"db is not sqlite", []string{"backend", "--db", file, port}, file + " is not a SQLite database"},
 		{"unknown flag", []string{"backend", "--nope", port}, "nope"},
 		{"bad log level", []string{"--log-level", "loud", "backend", "--db", db, port}, "invalid --log-level"},
 	} {

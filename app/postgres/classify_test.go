@@ -25,6 +25,7 @@ func TestStoreErr(t *testing.T) {
 		{&pgconn.PgError{Code: "57P03"}, app.EUNAVAILABLE, false}, // starting up
 		{&pgconn.PgError{Code: "08006"}, app.EUNAVAILABLE, false}, // connection failure
 		{&pgconn.PgError{Code: "53300"}, app.EUNAVAILABLE, false}, // too many connections
+		{&pgconn.PgError{Code: "53100"}, app.ESTORAGE, false},     // disk full
 		{&pgconn.PgError{Code: "40P01"}, app.EUNAVAILABLE, true},  // deadlock
 		{&pgconn.PgError{Code: "40001"}, app.EUNAVAILABLE, true},  // serialization
 		{&pgconn.PgError{Code: "57014"}, app.EUNAVAILABLE, false}, // statement timeout

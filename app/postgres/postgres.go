@@ -330,6 +330,13 @@ func (e *storeError) Unwrap() []error { return []error{e.appErr, e.cause} }
 // unreachable, shutting down, overloaded or too slow become EUNAVAILABLE;
 // anything else is an internal error.
 func storeErr(step string, err error) error {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == "53100" {
+		// disk_full: as with SQLite, writes answer 507 and reads go on.
+		return &storeError{
+			appErr: &app.Error{Code: app.ESTORAGE, Message: "the disk of the store is full; try again later"},
+			cause:  fmt.Errorf("%s: %w", step, err),
+		}
+	}
 	if why := unavailable(err); why != "" {
 		return &storeError{
 			appErr: &app.Error{Code: app.EUNAVAILABLE, Message: "store unavailable: " + why},

@@ -10,12 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/posterctl/posterctl/app"
@@ -31,7 +30,7 @@ var migrationFS embed.FS
 // millisecond, so reaching it means something is badly wrong.
 const busyTimeout = 10 * time.Second
 
-// DB is the SQLite store. It keeps two pools on the same file:
+// DB is the SQLite store. It keeps three pools on the same file (see gen):
 //
 //   - writes: one connection, transactions begin IMMEDIATE. A deferred
 //     transaction that reads and then writes cannot wait for the write lock
@@ -42,6 +41,9 @@ const busyTimeout = 10 * time.Second
 //     handler.
 //   - reads: several query-only connections; WAL lets them run while a
 //     writer commits.
+//   - side: one connection for the watch goroutine (health.go), which
+//     checks that the file is still the one at Path, restores it when it was
+//     deleted and keeps the WAL small.
 type DB struct {
 	// Path is the database file. Its parent directory is created by Open.
 	Path string
@@ -49,34 +51,14 @@ type DB struct {
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 
-	write *sql.DB
-	read  *sql.DB
+	read readPool
+	g    atomic.Pointer[gen]
+	w    watch
 }
 
 // NewDB returns a store for the file at path; call Open before use.
 func NewDB(path string) *DB {
 	return &DB{Path: path, Now: time.Now}
-}
-
-// dsn builds the connection string.
-//
-// Durability choice: journal_mode=WAL with synchronous=NORMAL. A commit
-// survives the process being killed (the supervisor's common failure) but the
-// last commits can be lost on power loss or an OS crash; FULL would survive
-// that too at roughly a seventh of the commit rate measured on this machine
-// (75k/s against 10k/s). For a message board we take NORMAL.
-func (db *DB) dsn(readOnly bool) string {
-	q := url.Values{}
-	q.Set("_busy_timeout", fmt.Sprint(busyTimeout.Milliseconds()))
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "NORMAL")
-	q.Set("_foreign_keys", "1")
-	if readOnly {
-		q.Set("_query_only", "1")
-	} else {
-		q.Set("_txlock", "immediate")
-	}
-	return db.Path + "?" + q.Encode()
 }
 
 // Open creates the parent directory, opens both pools and applies the
@@ -93,48 +75,23 @@ func (db *DB) Open() (err error) {
 			return fmt.Errorf("open store: create directory: %w", err)
 		}
 	}
-	defer func() {
-		if err != nil {
-			db.Close()
-		}
-	}()
-
-	if db.write, err = sql.Open("sqlite", db.dsn(false)); err != nil {
-		return fmt.Errorf("open store: %w", err)
+	g, err := db.openGen(context.Background())
+	if err != nil {
+		return plainOpenError(db.Path, err)
 	}
-	db.write.SetMaxOpenConns(1)
-	db.write.SetMaxIdleConns(1)
-	// The connection must stay open: the pool would otherwise reopen it and
-	// rerun the pragmas now and then.
-	db.write.SetConnMaxIdleTime(0)
-	db.write.SetConnMaxLifetime(0)
-	if err := db.migrateWhenFree(context.Background()); err != nil {
-		return fmt.Errorf("open store %s: %w", db.Path, err)
-	}
-
-	if db.read, err = sql.Open("sqlite", db.dsn(true)); err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	n := 2 * runtime.GOMAXPROCS(0)
-	db.read.SetMaxOpenConns(n)
-	db.read.SetMaxIdleConns(n)
-	if err := db.read.Ping(); err != nil {
-		return fmt.Errorf("open store %s: %w", db.Path, err)
-	}
+	db.g.Store(g)
+	db.read = readPool{db}
+	db.startWatch()
 	return nil
 }
 
-// Close closes both pools. The pools stay set, so a call after Close gets
-// "database is closed" rather than a nil pointer.
+// cur is the gen in use.
+func (db *DB) cur() *gen { return db.g.Load() }
+
+// Close stops the watch goroutine and closes the pools. The pools stay set,
+// so a call after Close gets "database is closed" rather than a nil pointer.
 func (db *DB) Close() error {
-	var errs []error
-	if db.read != nil {
-		errs = append(errs, db.read.Close())
-	}
-	if db.write != nil {
-		errs = append(errs, db.write.Close())
-	}
-	return errors.Join(errs...)
+	return db.stopWatch()
 }
 
 // Ping runs a query that touches the file, not just the connection.
@@ -152,10 +109,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // connection that meets another one turning the new file into WAL or
 // creating its shared-memory index. That wait is short, so poll for it within
 // the busy timeout like the busy handler would.
-func (db *DB) migrateWhenFree(ctx context.Context) error {
+func (db *DB) migrateWhenFree(ctx context.Context, w *sql.DB) error {
 	deadline := time.Now().Add(busyTimeout)
 	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err := db.migrate(ctx)
+		err := migrate(ctx, w)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -178,8 +135,8 @@ func isBusy(err error) bool {
 // migrate applies the embedded migrations in name order, each once. It runs
 // in one IMMEDIATE transaction, so backends starting together on a new file
 // apply each migration exactly once.
-func (db *DB) migrate(ctx context.Context) error {
-	tx, err := db.write.BeginTx(ctx, nil)
+func migrate(ctx context.Context, w *sql.DB) error {
+	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate: begin: %w", err)
 	}
@@ -218,26 +175,43 @@ func (db *DB) migrate(ctx context.Context) error {
 }
 
 // inTx runs fn in a write transaction and commits it when fn succeeds.
+// Writes are refused while the file is not the store's (see health.go), and
+// each checks the file again once it holds the write lock.
 func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return storeErr("begin", err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := db.writable(); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return storeErr("commit", err)
+	g := db.cur()
+	tx, err := g.write.BeginTx(ctx, nil)
+	if err != nil {
+		return db.noteWrite(storeErr("begin", err))
 	}
-	return nil
+	defer tx.Rollback()
+	if err := db.stillAtPath(g); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return db.noteWrite(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return db.noteWrite(storeErr("commit", err))
+	}
+	return db.noteWrite(nil)
 }
 
 // storeErr wraps a driver error; a lock still held after busy_timeout becomes
-// EUNAVAILABLE so a client sees 503 (retry later) rather than 500.
+// EUNAVAILABLE so a client sees 503 (retry later) rather than 500, and a full
+// disk ESTORAGE (507, reads still work).
 func storeErr(step string, err error) error {
 	if isBusy(err) {
 		return &app.Error{Code: app.EUNAVAILABLE, Message: "the store is busy; try again"}
+	}
+	if isFull(err) {
+		return &app.Error{Code: app.ESTORAGE, Message: "the disk of the store is full; try again later"}
+	}
+	if isCantOpen(err) {
+		// A new connection while the file is deleted (health.go restores it).
+		return &app.Error{Code: app.EUNAVAILABLE, Message: "the store file cannot be opened; try again"}
 	}
 	return fmt.Errorf("%s: %w", step, err)
 }

@@ -73,8 +73,8 @@ func TestDB_Open(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "poster.db")
 		MustOpenDBAt(t, path)
 		MustOpenDBAt(t, path)
-		if n := rawQuery[int](t, path, `SELECT count(*) FROM schema_migrations`); n != 1 {
-			t.Fatalf("schema_migrations has %d rows, want 1", n)
+		if n := rawQuery[int](t, path, `SELECT count(*) FROM schema_migrations`); n != 2 {
+			t.Fatalf("schema_migrations has %d rows, want 2 (0001_init, 0002_store_id)", n)
 		}
 	})
 
@@ -96,9 +96,13 @@ func TestDB_Open(t *testing.T) {
 			t.Fatal(err)
 		}
 		db := sqlite.NewDB(path)
-		if err := db.Open(); err == nil {
+		err := db.Open()
+		if err == nil {
 			db.Close()
 			t.Fatal("expected an error")
+		}
+		if want := path + " is not a SQLite database"; err.Error() != want {
+			t.Fatalf("error = %q, want %q", err, want)
 		}
 	})
 

@@ -34,6 +34,7 @@ type Opener func(t *testing.T, now func() time.Time) *Subject
 func Run(t *testing.T, open Opener) {
 	t.Run("Open", func(t *testing.T) { testOpen(t, open) })
 	t.Run("Ping", func(t *testing.T) { testPing(t, open) })
+	t.Run("StoreID", func(t *testing.T) { testStoreID(t, open) })
 	t.Run("CreateUser", func(t *testing.T) { testCreateUser(t, open) })
 	t.Run("Session", func(t *testing.T) { testSession(t, open) })
 	t.Run("CreatePost", func(t *testing.T) { testCreatePost(t, open) })

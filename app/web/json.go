@@ -31,6 +31,7 @@ var errorStatus = map[string]int{
 	app.ENOTFOUND:     http.StatusNotFound,
 	app.EUNAUTHORIZED: http.StatusUnauthorized,
 	app.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	app.ESTORAGE:      http.StatusInsufficientStorage,
 }
 
 // Error writes err as JSON with the matching status. Internal errors are
@@ -46,10 +47,10 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	if !ok {
 		status = http.StatusInternalServerError
 	}
-	if code == app.EINTERNAL || code == app.EUNAVAILABLE {
+	if code == app.EINTERNAL || code == app.EUNAVAILABLE || code == app.ESTORAGE {
 		hlog.FromRequest(r).Error().Err(err).Str("path", r.URL.Path).Msg("request failed")
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusInsufficientStorage {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeError(w, r, status, app.ErrorMessage(err))

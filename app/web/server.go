@@ -44,6 +44,11 @@ type Server struct {
 	BcryptCost int
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// ExpectStoreID, when set, is the store id of the cluster's data set
+	// (`up` records it at start; posterctl backend --store-id passes it).
+	// A store with another id makes /healthz answer 503, so the load
+	// balancer never puts this backend in rotation. Empty: any store.
+	ExpectStoreID string
 
 	ln      net.Listener
 	srv     *http.Server

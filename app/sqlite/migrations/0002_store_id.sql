@@ -1,0 +1,8 @@
+-- The store id names this data set. It is random and made once, with the
+-- schema (or here, for a store made before ids existed), so every backend
+-- on the same file reports the same id and one on another file does not.
+CREATE TABLE store_meta (
+	one      INTEGER PRIMARY KEY CHECK (one = 1),
+	store_id TEXT    NOT NULL
+);
+INSERT INTO store_meta (one, store_id) VALUES (1, lower(hex(randomblob(16))));
