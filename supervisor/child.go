@@ -362,7 +362,7 @@ func (c *child) status(now time.Time) ChildStatus {
 	st := ChildStatus{
 		Name:       c.spec.Name,
 		State:      c.state,
-		Health:     "unknown",
+		Health:     healthUnknown,
 		Port:       c.spec.Port,
 		Restarts:   c.restarts,
 		CPUPercent: c.usage.CPUPercent,

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // running returns the current process when the child is running and not
@@ -158,14 +160,12 @@ func (c *child) answeringPid(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Pid int `json:"pid"`
-	}
+	var body lbapi.Health
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return 0, fmt.Errorf("%s: %w", c.spec.ReadyURL, err)
 	}
-	if body.Pid == 0 {
+	if body.PID == 0 {
 		return 0, fmt.Errorf("%s reports no \"pid\": cannot tell the new process from the old", c.spec.ReadyURL)
 	}
-	return body.Pid, nil
+	return body.PID, nil
 }

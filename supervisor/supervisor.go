@@ -5,7 +5,6 @@ package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posterctl/posterctl/lbapi"
 	"github.com/rs/zerolog"
 	"github.com/shirou/gopsutil/v3/process"
 )
@@ -77,6 +77,9 @@ func (c Config) Validate() error {
 		}
 		names[s.Name] = true
 	}
+	if c.HealthURL != "" && !strings.HasSuffix(c.HealthURL, lbapi.PathHealth) {
+		return fmt.Errorf("health URL %q: want the LB's %s", c.HealthURL, lbapi.PathHealth)
+	}
 	return c.Restart.Validate()
 }
 
@@ -90,9 +93,9 @@ type Supervisor struct {
 	lock     *runLock
 	control  *controlServer
 	sp       *spawner
-	mu       sync.Mutex // guards children, which Start fills while status may read
-	children []*child   // in Specs order
-	health   *http.Client
+	mu       sync.Mutex    // guards children, which Start fills while status may read
+	children []*child      // in Specs order
+	health   *lbapi.Client // the LB's /health; nil without an LB
 
 	ctx    context.Context // ends at Close; stops the sampler
 	cancel context.CancelFunc
@@ -122,6 +125,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identify self: %w", err)
 	}
+	var health *lbapi.Client
+	if cfg.HealthURL != "" {
+		health = lbapi.NewClient(strings.TrimSuffix(cfg.HealthURL, lbapi.PathHealth), 500*time.Millisecond)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	killCtx, kill := context.WithCancel(context.Background())
 	opCtx, opCancel := context.WithCancel(context.Background())
@@ -129,10 +136,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 		opCtx:    opCtx,
 		opCancel: opCancel,
 		cfg:      cfg,
+		health:   health,
 		log:      log,
 		self:     self,
 		started:  time.Now(),
-		health:   &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
 		ctx:      ctx,
 		cancel:   cancel,
 		killCtx:  killCtx,
@@ -387,7 +394,7 @@ func (s *Supervisor) Close() {
 	for _, f := range s.files {
 		closeFiles(f)
 	}
-	s.health.CloseIdleConnections()
+	s.health.Close()
 	s.kill()
 	s.opCancel()
 }
@@ -439,7 +446,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	lbHealth, backends := s.fetchHealth(ctx)
 	children := s.childList()
 	var probed []string
-	if s.cfg.HealthURL == "" {
+	if s.health == nil {
 		// No LB to ask (up --no-lb): each child's own readiness check says.
 		probed = probeAll(ctx, children)
 	}
@@ -463,19 +470,33 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 		st.Children = append(st.Children, cs)
 	}
 	for _, addr := range s.cfg.Remote {
-		cs := ChildStatus{Name: addr, State: Remote, Health: "unknown", Port: portOf(addr), Address: addr, Remote: true}
+		cs := ChildStatus{Name: addr, State: Remote, Health: healthUnknown, Port: portOf(addr), Address: addr, Remote: true}
 		if h, ok := backends[addr]; ok {
 			cs.Health = h
-		} else if s.cfg.HealthURL != "" && lbHealth == "unreachable" {
-			cs.Health = "unreachable"
+		} else if s.health != nil && lbHealth == healthUnreachable {
+			cs.Health = healthUnreachable
 		}
 		st.Children = append(st.Children, cs)
 	}
 	return st
 }
 
+// Health values of status besides the LB's state names (lbapi.State*).
+const (
+	healthUnknown     = "unknown"     // nobody to ask, or not running
+	healthUnhealthy   = "unhealthy"   // its check failed
+	healthUnreachable = "unreachable" // the LB did not answer
+)
+
+func healthOf(ok bool) string {
+	if ok {
+		return lbapi.StateHealthy
+	}
+	return healthUnhealthy
+}
+
 // probeAll runs every running child's readiness check at once and returns
-// "healthy" or "unhealthy" per child, in order.
+// its health per child, in order.
 func probeAll(ctx context.Context, children []*child) []string {
 	out := make([]string, len(children))
 	var wg sync.WaitGroup
@@ -483,7 +504,7 @@ func probeAll(ctx context.Context, children []*child) []string {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i] = map[bool]string{true: "healthy", false: "unhealthy"}[c.probe(ctx)]
+			out[i] = healthOf(c.probe(ctx))
 		}()
 	}
 	wg.Wait()
@@ -493,41 +514,25 @@ func probeAll(ctx context.Context, children []*child) []string {
 // fetchHealth reads the LB's /health: the LB's own verdict, and each
 // backend's health keyed by its address (host:port).
 func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[string]string) {
-	if s.cfg.HealthURL == "" {
-		return "unknown", nil
+	if s.health == nil {
+		return healthUnknown, nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.HealthURL, nil)
-	if err != nil {
-		return "unknown", nil
-	}
-	resp, err := s.health.Do(req)
-	if err != nil {
-		return "unreachable", nil
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Backends []struct {
-			Address string `json:"address"`
-			Healthy bool   `json:"healthy"`
-			State   string `json:"state"` // healthy, down or draining, from LBs that report it
-		} `json:"backends"`
-	}
-	lb := "healthy"
-	if resp.StatusCode != http.StatusOK {
-		lb = "unhealthy"
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return lb, nil
+	h, code, err := s.health.Health(ctx)
+	switch {
+	case code == 0 && err != nil:
+		return healthUnreachable, nil
+	case err != nil:
+		return healthOf(code == http.StatusOK), nil
 	}
 	out := map[string]string{}
-	for _, b := range body.Backends {
-		h := b.State
-		if h == "" {
-			h = map[bool]string{true: "healthy", false: "unhealthy"}[b.Healthy]
+	for _, b := range h.Backends {
+		st := b.State
+		if st == "" { // an LB too old to report it
+			st = healthOf(b.Healthy)
 		}
-		out[normalAddr(b.Address)] = h
+		out[normalAddr(b.Address)] = st
 	}
-	return lb, out
+	return healthOf(code == http.StatusOK), out
 }
 
 // normalAddr turns "http://host:port" into "host:port".
