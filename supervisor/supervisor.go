@@ -225,33 +225,46 @@ func (e *StartError) Error() string {
 
 // awaitStage waits until every child of stage is ready, or one is fatal.
 func (s *Supervisor) awaitStage(ctx context.Context, stage []*child) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ready := 0
-		for _, c := range stage {
+	type outcome struct {
+		c     *child
+		fatal bool
+	}
+	out := make(chan outcome, len(stage))
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(quit)
+		wg.Wait()
+	}()
+	for _, c := range stage {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			select {
 			case <-c.ready:
-				ready++
+				out <- outcome{c: c}
 			case <-c.fatal:
-				c.mu.Lock()
-				reason := c.failure
-				c.mu.Unlock()
-				return &StartError{Child: c.spec.Name, Reason: reason, Tail: c.tail.String()}
-			default:
+				out <- outcome{c: c, fatal: true}
+			case <-quit:
 			}
-		}
-		if ready == len(stage) {
-			return nil
-		}
+		}()
+	}
+	for range stage {
 		select {
-		case <-tick.C:
+		case o := <-out:
+			if o.fatal {
+				o.c.mu.Lock()
+				reason := o.c.failure
+				o.c.mu.Unlock()
+				return &StartError{Child: o.c.spec.Name, Reason: reason, Tail: o.c.tail.String()}
+			}
 		case <-s.stopped:
 			return errors.New("stopped during start-up")
 		case <-ctx.Done():
 			return fmt.Errorf("start-up interrupted: %w", ctx.Err())
 		}
 	}
+	return nil
 }
 
 func (s *Supervisor) sampleLoop() {
