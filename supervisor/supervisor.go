@@ -137,6 +137,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	if err := writePidFile(s.cfg.RunDir, s.self); err != nil {
 		return err
 	}
+	if orphanWarning != "" {
+		s.log.Warn().Msg(orphanWarning)
+	}
 	s.wg.Add(1)
 	go s.sampleLoop()
 	for _, stage := range s.stages() {
