@@ -85,7 +85,7 @@ func downByPidFile(ctx context.Context, runDir string, grace time.Duration) (str
 	defer cancel()
 	if err := id.WaitGone(wctx); err != nil {
 		// Its children die with it (parent-death signal).
-		_ = syscall.Kill(id.Pid, syscall.SIGKILL)
+		_ = id.Signal(ctx, syscall.SIGKILL)
 		kctx, cancel := context.WithTimeout(ctx, settle)
 		defer cancel()
 		if err := id.WaitGone(kctx); err != nil {
