@@ -33,6 +33,24 @@ type SupervisorStatus struct {
 	Store      string  `json:"store,omitempty"`
 }
 
+// ChildStatus is one row of status.
+type ChildStatus struct {
+	Name       string     `json:"name"`
+	Pid        int        `json:"pid"`
+	State      State      `json:"state"`
+	Health     string     `json:"health"`
+	Port       int        `json:"port"`
+	Restarts   int        `json:"restarts"`
+	UptimeS    float64    `json:"uptime_s"`
+	CPUPercent float64    `json:"cpu_percent"`
+	RSSBytes   uint64     `json:"rss_bytes"`
+	LastExit   string     `json:"last_exit"`
+	NextRetry  *time.Time `json:"next_retry"`
+	CreateTime int64      `json:"create_time_ms"`
+	Address    string     `json:"address,omitempty"` // as the LB knows it
+	Remote     bool       `json:"remote,omitempty"`
+}
+
 // Status reports every child, with health taken from the LB's /health.
 func (s *Supervisor) Status(ctx context.Context) Status {
 	now := time.Now()
@@ -168,24 +186,6 @@ func portOf(addr string) int {
 	}
 	p, _ := strconv.Atoi(u.Port())
 	return p
-}
-
-// ChildStatus is one row of status.
-type ChildStatus struct {
-	Name       string     `json:"name"`
-	Pid        int        `json:"pid"`
-	State      State      `json:"state"`
-	Health     string     `json:"health"`
-	Port       int        `json:"port"`
-	Restarts   int        `json:"restarts"`
-	UptimeS    float64    `json:"uptime_s"`
-	CPUPercent float64    `json:"cpu_percent"`
-	RSSBytes   uint64     `json:"rss_bytes"`
-	LastExit   string     `json:"last_exit"`
-	NextRetry  *time.Time `json:"next_retry"`
-	CreateTime int64      `json:"create_time_ms"`
-	Address    string     `json:"address,omitempty"` // as the LB knows it
-	Remote     bool       `json:"remote,omitempty"`
 }
 
 func (c *child) status(now time.Time) ChildStatus {
