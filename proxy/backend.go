@@ -13,11 +13,6 @@ import (
 	"github.com/posterctl/posterctl/lbapi"
 )
 
-// MaxBackends re-exports the contract's limit for cmd/posterctl, which
-// names it here until it imports lbapi itself.
-//
-// Deprecated: use lbapi.MaxBackends.
-const MaxBackends = lbapi.MaxBackends
 
 // ParseBackend normalises a backend given as host:port or http://host:port to
 // host:port, the form used in logs, metrics and /health.

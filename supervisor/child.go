@@ -54,7 +54,8 @@ type child struct {
 	fatal     chan struct{} // closed when the child is given up
 
 	mu        sync.Mutex
-	args      []string // the LB's arguments follow the backend set
+	changed   chan struct{} // closed and replaced at every change of state or proc
+	args      []string      // the LB's arguments follow the backend set
 	state     State
 	proc      *Process
 	replaced  *Process // stopped by replace: its exit is no crash
@@ -82,13 +83,22 @@ func newChild(spec Spec, policy RestartPolicy, readyTimeout time.Duration, sp *s
 		log:          log.With().Str("child", spec.Name).Logger(),
 		// No keep-alive: a readiness probe must not leave a pooled
 		// connection (and its goroutines) behind.
-		http:   &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
-		ctx:    ctx,
-		cancel: cancel,
-		ready:  make(chan struct{}),
-		fatal:  make(chan struct{}),
-		state:  Starting,
+		http:    &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+		ctx:     ctx,
+		cancel:  cancel,
+		ready:   make(chan struct{}),
+		fatal:   make(chan struct{}),
+		state:   Starting,
+		changed: make(chan struct{}),
 	}
+}
+
+// changedLocked wakes whoever waits for the child's next change of state or
+// process, and arms the next notification. Call it with c.mu held, after
+// the change.
+func (c *child) changedLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 func (c *child) start() {
@@ -139,6 +149,7 @@ func (c *child) run() {
 		if fatal {
 			c.state = Fatal
 			c.failure = fmt.Sprintf("%s crashed %d times within %v (last: %s)", c.spec.Name, c.policy.Limit+1, c.policy.Window, exit)
+			c.changedLocked()
 			c.mu.Unlock()
 			c.log.Error().Str("last_exit", exit).Msg("restart limit reached; child is fatal and stays down")
 			close(c.fatal)
@@ -147,6 +158,7 @@ func (c *child) run() {
 		c.restarts++
 		c.state = Backoff
 		c.nextRetry = now.Add(delay)
+		c.changedLocked()
 		c.mu.Unlock()
 		c.log.Warn().Str("last_exit", exit).Dur("uptime", uptime).Dur("backoff", delay).Msg("child exited; restarting")
 		t := time.NewTimer(delay)
@@ -227,6 +239,7 @@ func (c *child) attempt(first bool) (*Process, error) {
 	c.state = Starting
 	c.nextRetry = time.Time{}
 	c.sampler = usageSampler{id: p.Identity()}
+	c.changedLocked()
 	c.log.Info().Int("pid", p.Pid()).Msg("started")
 	return p, nil
 }
@@ -244,6 +257,7 @@ func (c *child) awaitReady(p *Process) {
 			c.mu.Lock()
 			if c.proc == p && c.state == Starting {
 				c.state = Running
+				c.changedLocked()
 			}
 			c.mu.Unlock()
 			c.readyOnce.Do(func() { close(c.ready) })
@@ -289,6 +303,7 @@ func (c *child) Stop(ctx context.Context) {
 	p := c.proc
 	if c.state != Fatal {
 		c.state = Stopping
+		c.changedLocked()
 	}
 	c.mu.Unlock()
 	c.cancel()
@@ -303,6 +318,7 @@ func (c *child) Stop(ctx context.Context) {
 		if p != nil {
 			c.lastExit = p.ExitStatus()
 		}
+		c.changedLocked()
 	}
 	c.usage = usage{}
 	c.mu.Unlock()
@@ -336,48 +352,4 @@ func (c *child) unsampled() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.proc != nil && (c.state == Starting || c.state == Running) && c.sampler.at.IsZero()
-}
-
-// ChildStatus is one row of status.
-type ChildStatus struct {
-	Name       string     `json:"name"`
-	Pid        int        `json:"pid"`
-	State      State      `json:"state"`
-	Health     string     `json:"health"`
-	Port       int        `json:"port"`
-	Restarts   int        `json:"restarts"`
-	UptimeS    float64    `json:"uptime_s"`
-	CPUPercent float64    `json:"cpu_percent"`
-	RSSBytes   uint64     `json:"rss_bytes"`
-	LastExit   string     `json:"last_exit"`
-	NextRetry  *time.Time `json:"next_retry"`
-	CreateTime int64      `json:"create_time_ms"`
-	Address    string     `json:"address,omitempty"` // as the LB knows it
-	Remote     bool       `json:"remote,omitempty"`
-}
-
-func (c *child) status(now time.Time) ChildStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := ChildStatus{
-		Name:       c.spec.Name,
-		State:      c.state,
-		Health:     "unknown",
-		Port:       c.spec.Port,
-		Restarts:   c.restarts,
-		CPUPercent: c.usage.CPUPercent,
-		RSSBytes:   c.usage.RSS,
-		LastExit:   c.lastExit,
-		Address:    c.spec.Addr,
-	}
-	if c.proc != nil && (c.state == Starting || c.state == Running || c.state == Stopping) {
-		st.Pid = c.proc.Pid()
-		st.CreateTime = c.proc.Identity().CreateTime
-		st.UptimeS = now.Sub(c.proc.Started()).Seconds()
-	}
-	if c.state == Backoff {
-		t := c.nextRetry
-		st.NextRetry = &t
-	}
-	return st
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/shirou/gopsutil/v3/process"
@@ -63,6 +64,15 @@ func (id Identity) Alive(ctx context.Context) bool {
 		}
 	}
 	return true
+}
+
+// Signal sends sig to the process named by id, unless it is gone: a pid
+// alone may name an unrelated process by now.
+func (id Identity) Signal(ctx context.Context, sig syscall.Signal) error {
+	if !id.Alive(ctx) {
+		return nil
+	}
+	return signalPid(id.Pid, sig)
 }
 
 // WaitGone polls until the process named by id is dead or ctx ends.

@@ -132,3 +132,30 @@ func TestCPUPercent(t *testing.T) {
 		t.Fatalf("zero interval: %v, want 0", got)
 	}
 }
+
+// Signal reaches the process its identity names, and no other: not one
+// that took its pid (another create time), nor anything once it is gone.
+func TestIdentitySignal(t *testing.T) {
+	cmd, _ := helperCmd(t, "block")
+	id, err := Identify(context.Background(), cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := id
+	stale.CreateTime-- // the same pid, another process
+	if err := stale.Signal(context.Background(), syscall.SIGKILL); err != nil {
+		t.Fatalf("signalling a stale identity: %v", err)
+	}
+	if !id.Alive(context.Background()) {
+		t.Fatal("a stale identity's signal reached the process that has its pid now")
+	}
+	if err := id.Signal(context.Background(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil || cmd.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("after Signal(SIGKILL): %v", err)
+	}
+	if err := id.Signal(context.Background(), syscall.SIGKILL); err != nil {
+		t.Fatalf("signalling a process that is gone: %v", err)
+	}
+}

@@ -6,8 +6,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // bindListeners binds the addresses a child serves on through inherited
@@ -50,26 +48,4 @@ func closeFiles(files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
-}
-
-// socketFile duplicates l's socket into a plain *os.File for ExtraFiles.
-// Not TCPListener.File: that file's Fd, which exec calls at every child
-// start, puts the socket back into blocking mode, and O_NONBLOCK belongs to
-// the socket, shared by every process holding it. An LB generation already
-// running would then block in accept(2) where Close cannot wake it, and
-// hang in its drain (seen: an old LB stuck until SIGKILL after restart lb).
-// os.NewFile of an fd that is already non-blocking leaves the mode alone.
-func socketFile(l *net.TCPListener, addr string) (*os.File, error) {
-	rc, err := l.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	fd, derr := -1, error(nil)
-	if err := rc.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", addr, err)
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("listen %s: dup: %w", addr, derr)
-	}
-	return os.NewFile(uintptr(fd), addr), nil
 }

@@ -85,7 +85,7 @@ func (t *LogTail) Last(n int) ([]LogLine, error) {
 	}
 	var all []LogLine
 	for _, name := range names {
-		lines, end, err := lastLines(filepath.Join(t.dir, name+".log"), n)
+		lines, end, err := lastCompleteLines(filepath.Join(t.dir, name+".log"), n)
 		if err != nil {
 			return nil, err
 		}
@@ -151,9 +151,9 @@ func (t *LogTail) readNew(name string) ([]string, error) {
 	return strings.Split(string(b[:end]), "\n"), nil
 }
 
-// lastLines reads up to n complete last lines of path from its end, in
+// lastCompleteLines reads up to n complete last lines of path from its end, in
 // chunks, so a large log costs only what is shown.
-func lastLines(path string, n int) ([]string, int64, error) {
+func lastCompleteLines(path string, n int) ([]string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/internal/clitest"
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // fakeAdmin is the LB's admin API as the contract describes it, with
@@ -76,9 +77,9 @@ func (a *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, map[string]string{"error": "no such backend"})
 		return
 	}
-	var out []AdminBackend
+	var out []lbapi.AdminBackend
 	for _, x := range a.order {
-		out = append(out, AdminBackend{Address: x, State: a.state[x]})
+		out = append(out, lbapi.AdminBackend{Address: x, State: a.state[x]})
 	}
 	writeJSON(w, 200, map[string]any{"backends": out})
 }

@@ -68,7 +68,11 @@ func startProcess(sp *spawner, spec Spec, sink LineSink, files []*os.File) (*Pro
 	cmd.Env = append(os.Environ(), spec.Env...)
 	// One pipe for both streams keeps a child's lines in the order written.
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = childAttr()
+	if cmd.SysProcAttr, err = childAttr(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+	}
 	cmd.ExtraFiles = files
 	err = sp.start(cmd)
 	w.Close() // the child has its own copy; ours would keep the reader from EOF
@@ -99,7 +103,7 @@ func (p *Process) wait() {
 	p.state = p.cmd.ProcessState
 	// Whatever the leader left behind in its group (a grandchild holding the
 	// port, say) goes with it.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	_ = signalGroup(p.cmd.Process.Pid, syscall.SIGKILL)
 	close(p.done)
 }
 
@@ -167,12 +171,12 @@ func (p *Process) Stop(ctx context.Context) {
 	select {
 	case <-p.done:
 	default:
-		_ = syscall.Kill(-p.Pid(), syscall.SIGTERM)
+		_ = signalGroup(p.Pid(), syscall.SIGTERM)
 	}
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		_ = signalGroup(p.Pid(), syscall.SIGKILL)
 		<-p.done
 	}
 	<-p.readerDone
@@ -184,7 +188,7 @@ func (p *Process) Kill() {
 	select {
 	case <-p.done:
 	default:
-		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		_ = signalGroup(p.Pid(), syscall.SIGKILL)
 		<-p.done
 	}
 	<-p.readerDone

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // running returns the current process when the child is running and not
@@ -43,11 +45,9 @@ func (c *child) replace(ctx context.Context, grace time.Duration) (old, cur *Pro
 	// by the ready timeout, after which the loop treats it as a crash.
 	wctx, cancel := context.WithTimeout(ctx, c.readyTimeout+time.Second)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		c.mu.Lock()
-		cur, st, why := c.proc, c.state, c.lastExit
+		cur, st, why, changed := c.proc, c.state, c.lastExit, c.changed
 		c.mu.Unlock()
 		switch {
 		case cur != old && st == Running:
@@ -56,7 +56,7 @@ func (c *child) replace(ctx context.Context, grace time.Duration) (old, cur *Pro
 			return old, nil, fmt.Errorf("%s did not come back: it is fatal (last exit: %s)", c.spec.Name, why)
 		}
 		select {
-		case <-tick.C:
+		case <-changed:
 		case <-c.ctx.Done():
 			return old, nil, errStopping
 		case <-wctx.Done():
@@ -108,6 +108,7 @@ func (c *child) handover(ctx context.Context, grace time.Duration) (old, cur *Pr
 	c.state = Running
 	c.sampler = usageSampler{id: p.Identity()}
 	c.usage = usage{}
+	c.changedLocked()
 	c.mu.Unlock()
 	c.log.Info().Int("pid", p.Pid()).Int("old_pid", old.Pid()).Msg("new generation ready; stopping the old one")
 	// The old one drains with the cluster's grace even when the caller
@@ -158,14 +159,12 @@ func (c *child) answeringPid(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var body struct {
-		Pid int `json:"pid"`
-	}
+	var body lbapi.Health
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		return 0, fmt.Errorf("%s: %w", c.spec.ReadyURL, err)
 	}
-	if body.Pid == 0 {
+	if body.PID == 0 {
 		return 0, fmt.Errorf("%s reports no \"pid\": cannot tell the new process from the old", c.spec.ReadyURL)
 	}
-	return body.Pid, nil
+	return body.PID, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/posterctl/posterctl/lbapi"
 )
 
 // InvalidError is a restart or scale the cluster cannot do as asked (an
@@ -37,7 +39,7 @@ func (s *Supervisor) Restart(name string, grace time.Duration, say Say) error {
 		return err
 	}
 	admin := s.admin()
-	defer admin.close()
+	defer admin.Close()
 	begun := time.Now()
 	for _, c := range targets {
 		if c.spec.Handover {
@@ -74,26 +76,26 @@ func (s *Supervisor) restartTargets(name string) ([]*child, error) {
 	return backends, nil
 }
 
-// admin is the LB's admin client, or nil without an LB; close is nil-safe.
-func (s *Supervisor) admin() *adminClient {
+// admin is the LB's admin client, or nil without an LB; Close is nil-safe.
+func (s *Supervisor) admin() *lbapi.Client {
 	if s.cfg.AdminURL == "" {
 		return nil
 	}
-	return newAdminClient(s.cfg.AdminURL)
+	return lbapi.NewClient(s.cfg.AdminURL, 5*time.Second)
 }
 
-func (s *Supervisor) restartBackend(admin *adminClient, c *child, grace time.Duration, say Say) error {
+func (s *Supervisor) restartBackend(admin *lbapi.Client, c *child, grace time.Duration, say Say) error {
 	ctx, name, addr := s.opCtx, c.spec.Name, c.spec.Addr
 	begun := time.Now()
 	if _, err := c.running(); err != nil {
 		return fmt.Errorf("restart %s: %w", name, err)
 	}
 	if admin != nil {
-		if err := admin.drain(ctx, addr); err != nil {
+		if err := admin.Drain(ctx, addr); err != nil {
 			return fmt.Errorf("restart %s: drain: %w", name, err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, grace)
-		b, err := admin.await(wctx, addr, func(b *AdminBackend) bool { return b == nil || b.InFlight == 0 })
+		b, err := admin.Await(wctx, addr, drained)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -111,17 +113,17 @@ func (s *Supervisor) restartBackend(admin *adminClient, c *child, grace time.Dur
 		if admin != nil {
 			// Back in the set, so the LB takes it once the run loop brings
 			// it back; until then its health check keeps it out.
-			_ = admin.enable(ctx, addr)
+			_ = admin.Enable(ctx, addr)
 		}
 		return fmt.Errorf("restart %s: %w", name, err)
 	}
 	say("%s: pid %d replaced by pid %d, ready", name, old.Pid(), cur.Pid())
 	if admin != nil {
-		if err := admin.enable(ctx, addr); err != nil {
+		if err := admin.Enable(ctx, addr); err != nil {
 			return fmt.Errorf("restart %s: enable: %w", name, err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
-		b, err := admin.await(wctx, addr, func(b *AdminBackend) bool { return b != nil && b.State == "healthy" })
+		b, err := admin.Await(wctx, addr, lbapi.Healthy)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("restart %s: the LB does not report it healthy (%s): %w", name, stateOf(b), err)
@@ -131,7 +133,11 @@ func (s *Supervisor) restartBackend(admin *adminClient, c *child, grace time.Dur
 	return nil
 }
 
-func stateOf(b *AdminBackend) string {
+// drained is an Await condition: the backend has no request in flight, or
+// the LB has let it go.
+func drained(b *lbapi.AdminBackend) bool { return b == nil || b.InFlight == 0 }
+
+func stateOf(b *lbapi.AdminBackend) string {
 	if b == nil {
 		return "not listed"
 	}

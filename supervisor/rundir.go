@@ -52,8 +52,8 @@ func PrepareRunDir(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("run dir %s is not a directory", dir)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("run dir %s belongs to uid %d, not to us", dir, st.Uid)
+	if err := checkOwner(dir, fi); err != nil {
+		return err
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("run dir %s has mode %#o: others could reach the control socket; use a directory with mode 0700", dir, perm)
@@ -73,10 +73,10 @@ func lockRunDir(dir string) (*runLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock run dir: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errLocked
+		if errors.Is(err, errLocked) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("lock run dir: %w", err)
 	}
@@ -152,7 +152,7 @@ func SignalFromPidFile(ctx context.Context, dir string, sig syscall.Signal) (Ide
 	if !id.Alive(ctx) {
 		return Identity{}, nil
 	}
-	if err := syscall.Kill(id.Pid, sig); err != nil {
+	if err := signalPid(id.Pid, sig); err != nil {
 		return Identity{}, fmt.Errorf("signal supervisor %d: %w", id.Pid, err)
 	}
 	return id, nil

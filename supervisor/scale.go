@@ -5,10 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
-)
 
-// maxBackends is the LB's limit on its backend set (proxy.MaxBackends).
-const maxBackends = 64
+	"github.com/posterctl/posterctl/lbapi"
+)
 
 // Scale runs n local backends. New ones take the next free ports after the
 // highest, are started and awaited until ready, then added to the LB, which
@@ -27,13 +26,13 @@ func (s *Supervisor) Scale(n int, grace time.Duration, say Say) error {
 	if len(s.cfg.Remote) > 0 {
 		least = 0 // the remote backends still serve
 	}
-	most := maxBackends - len(s.cfg.Remote)
+	most := lbapi.MaxBackends - len(s.cfg.Remote)
 	if n < least || n > most {
 		return &InvalidError{fmt.Sprintf("cannot scale to %d backends: want %d to %d", n, least, most)}
 	}
 	have := s.backendChildren()
 	admin := s.admin()
-	defer admin.close()
+	defer admin.Close()
 	begun := time.Now()
 	var err error
 	switch {
@@ -63,7 +62,7 @@ func (s *Supervisor) backendChildren() []*child {
 	return out
 }
 
-func (s *Supervisor) scaleUp(admin *adminClient, have []*child, add int, say Say) error {
+func (s *Supervisor) scaleUp(admin *lbapi.Client, have []*child, add int, say Say) error {
 	ctx := s.opCtx
 	seq, port := 0, 0
 	for _, c := range have {
@@ -106,12 +105,12 @@ func (s *Supervisor) scaleUp(admin *adminClient, have []*child, add int, say Say
 	}
 	say("%d new backends ready", len(added))
 	if admin != nil {
-		if err := admin.set(ctx, s.lbSet()); err != nil {
+		if err := admin.Set(ctx, s.lbSet()); err != nil {
 			return undo(fmt.Errorf("scale: add to the LB: %w", err))
 		}
 		for _, c := range added {
 			wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
-			b, err := admin.await(wctx, c.spec.Addr, func(b *AdminBackend) bool { return b != nil && b.State == "healthy" })
+			b, err := admin.Await(wctx, c.spec.Addr, lbapi.Healthy)
 			cancel()
 			if err != nil {
 				// The LB has the set; leave it, so a backend that turns
@@ -126,12 +125,12 @@ func (s *Supervisor) scaleUp(admin *adminClient, have []*child, add int, say Say
 	return nil
 }
 
-func (s *Supervisor) scaleDown(admin *adminClient, have, remove []*child, grace time.Duration, say Say) error {
+func (s *Supervisor) scaleDown(admin *lbapi.Client, have, remove []*child, grace time.Duration, say Say) error {
 	ctx := s.opCtx
 	slices.Reverse(remove) // highest numbered first
 	keep := have[:len(have)-len(remove)]
 	if admin != nil {
-		if err := admin.set(ctx, s.addrs(keep)); err != nil {
+		if err := admin.Set(ctx, s.addrs(keep)); err != nil {
 			return fmt.Errorf("scale: remove from the LB: %w", err)
 		}
 		say("draining %d backends in the LB", len(remove))
@@ -141,7 +140,7 @@ func (s *Supervisor) scaleDown(admin *adminClient, have, remove []*child, grace 
 		begun := time.Now()
 		if admin != nil {
 			wctx, cancel := context.WithTimeout(ctx, grace)
-			b, err := admin.await(wctx, c.spec.Addr, func(b *AdminBackend) bool { return b == nil || b.InFlight == 0 })
+			b, err := admin.Await(wctx, c.spec.Addr, drained)
 			cancel()
 			switch {
 			case ctx.Err() != nil:

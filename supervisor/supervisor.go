@@ -1,84 +1,28 @@
 // Package supervisor starts a cluster's child processes in order, keeps them
 // running, restarts the ones that crash, stops them gracefully, and serves
 // status and down on a unix socket in the run dir.
+//
+// The core (this file, child.go, process.go) owns the children; status.go
+// and inspect.go only look at them; controlserver.go and controlclient.go
+// are the two ends of the socket; rolling.go and scale.go change the
+// cluster while it serves, speaking to the LB through lbapi. How status is
+// shown to a person is cmd/posterctl's business.
 package supervisor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/posterctl/posterctl/lbapi"
 	"github.com/rs/zerolog"
-	"github.com/shirou/gopsutil/v3/process"
 )
-
-// Config is what a Supervisor runs.
-type Config struct {
-	Specs        []Spec // started by ascending Stage, stopped in reverse
-	RunDir       string
-	Restart      RestartPolicy
-	ReadyTimeout time.Duration // per start of a child
-	Sink         LineSink      // receives the children's output
-	// Shown by status. HealthURL is the LB's /health, whose per-backend
-	// health status reports; it is optional.
-	URL       string
-	HealthURL string
-	DataDir   string
-	// Store is the backends' store as status shows it: a SQLite path, or a
-	// PostgreSQL URL already redacted by the caller (never a password).
-	Store string
-	// Remote backends run elsewhere; the LB balances over them too, and
-	// status lists them with their health from the LB, without a pid.
-	Remote []string
-	// AdminURL is the base of the LB's admin API ("http://127.0.0.1:4000"),
-	// through which restart and scale drain and add backends; empty
-	// without an LB.
-	AdminURL string
-	// LBArgs gives the LB's arguments for a backend set (host:port, local
-	// ones first), so an LB started after a scale has the current set.
-	LBArgs func(backends []string) []string
-	// NewBackend gives the spec of one more backend called name on port,
-	// for scale; nil means the cluster cannot scale.
-	NewBackend func(name string, port int) Spec
-	BasePort   int // scale's first port when no local backend is left
-}
-
-// Validate reports the first setting that cannot work.
-func (c Config) Validate() error {
-	if len(c.Specs) == 0 {
-		return errors.New("nothing to run")
-	}
-	if c.RunDir == "" {
-		return errors.New("run dir is empty")
-	}
-	if c.ReadyTimeout <= 0 {
-		return fmt.Errorf("ready timeout must be positive, got %v", c.ReadyTimeout)
-	}
-	if c.Sink == nil {
-		return errors.New("no sink for child output")
-	}
-	names := map[string]bool{}
-	for _, s := range c.Specs {
-		if s.Name == "" || s.Path == "" {
-			return fmt.Errorf("child %q: name and path are required", s.Name)
-		}
-		if names[s.Name] {
-			return fmt.Errorf("child name %q used twice", s.Name)
-		}
-		names[s.Name] = true
-	}
-	return c.Restart.Validate()
-}
 
 // Supervisor runs the children of one cluster.
 type Supervisor struct {
@@ -90,9 +34,9 @@ type Supervisor struct {
 	lock     *runLock
 	control  *controlServer
 	sp       *spawner
-	mu       sync.Mutex // guards children, which Start fills while status may read
-	children []*child   // in Specs order
-	health   *http.Client
+	mu       sync.Mutex    // guards children, which Start fills while status may read
+	children []*child      // in Specs order
+	health   *lbapi.Client // the LB's /health; nil without an LB
 
 	ctx    context.Context // ends at Close; stops the sampler
 	cancel context.CancelFunc
@@ -122,6 +66,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identify self: %w", err)
 	}
+	var health *lbapi.Client
+	if cfg.HealthURL != "" {
+		health = lbapi.NewClient(strings.TrimSuffix(cfg.HealthURL, lbapi.PathHealth), 500*time.Millisecond)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	killCtx, kill := context.WithCancel(context.Background())
 	opCtx, opCancel := context.WithCancel(context.Background())
@@ -129,10 +77,10 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 		opCtx:    opCtx,
 		opCancel: opCancel,
 		cfg:      cfg,
+		health:   health,
 		log:      log,
 		self:     self,
 		started:  time.Now(),
-		health:   &http.Client{Timeout: 500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}},
 		ctx:      ctx,
 		cancel:   cancel,
 		killCtx:  killCtx,
@@ -188,6 +136,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 	if err := writePidFile(s.cfg.RunDir, s.self); err != nil {
 		return err
+	}
+	if orphanWarning != "" {
+		s.log.Warn().Msg(orphanWarning)
 	}
 	s.wg.Add(1)
 	go s.sampleLoop()
@@ -277,33 +228,46 @@ func (e *StartError) Error() string {
 
 // awaitStage waits until every child of stage is ready, or one is fatal.
 func (s *Supervisor) awaitStage(ctx context.Context, stage []*child) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ready := 0
-		for _, c := range stage {
+	type outcome struct {
+		c     *child
+		fatal bool
+	}
+	out := make(chan outcome, len(stage))
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		close(quit)
+		wg.Wait()
+	}()
+	for _, c := range stage {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			select {
 			case <-c.ready:
-				ready++
+				out <- outcome{c: c}
 			case <-c.fatal:
-				c.mu.Lock()
-				reason := c.failure
-				c.mu.Unlock()
-				return &StartError{Child: c.spec.Name, Reason: reason, Tail: c.tail.String()}
-			default:
+				out <- outcome{c: c, fatal: true}
+			case <-quit:
 			}
-		}
-		if ready == len(stage) {
-			return nil
-		}
+		}()
+	}
+	for range stage {
 		select {
-		case <-tick.C:
+		case o := <-out:
+			if o.fatal {
+				o.c.mu.Lock()
+				reason := o.c.failure
+				o.c.mu.Unlock()
+				return &StartError{Child: o.c.spec.Name, Reason: reason, Tail: o.c.tail.String()}
+			}
 		case <-s.stopped:
 			return errors.New("stopped during start-up")
 		case <-ctx.Done():
 			return fmt.Errorf("start-up interrupted: %w", ctx.Err())
 		}
 	}
+	return nil
 }
 
 func (s *Supervisor) sampleLoop() {
@@ -387,175 +351,7 @@ func (s *Supervisor) Close() {
 	for _, f := range s.files {
 		closeFiles(f)
 	}
-	s.health.CloseIdleConnections()
+	s.health.Close()
 	s.kill()
 	s.opCancel()
-}
-
-// Status is what `posterctl status` shows.
-type Status struct {
-	Supervisor SupervisorStatus `json:"supervisor"`
-	Children   []ChildStatus    `json:"children"`
-}
-
-// SupervisorStatus is the header of status.
-type SupervisorStatus struct {
-	Pid        int     `json:"pid"`
-	CreateTime int64   `json:"create_time_ms"`
-	UptimeS    float64 `json:"uptime_s"`
-	RunDir     string  `json:"run_dir"`
-	DataDir    string  `json:"data_dir,omitempty"`
-	URL        string  `json:"url,omitempty"`
-	HealthURL  string  `json:"health_url,omitempty"`
-	RSSBytes   uint64  `json:"rss_bytes"`
-	Stopping   bool    `json:"stopping"`
-	Store      string  `json:"store,omitempty"`
-}
-
-// Status reports every child, with health taken from the LB's /health.
-func (s *Supervisor) Status(ctx context.Context) Status {
-	now := time.Now()
-	st := Status{Supervisor: SupervisorStatus{
-		Pid:        s.self.Pid,
-		CreateTime: s.self.CreateTime,
-		UptimeS:    now.Sub(s.started).Seconds(),
-		RunDir:     s.cfg.RunDir,
-		DataDir:    s.cfg.DataDir,
-		URL:        s.cfg.URL,
-		HealthURL:  s.cfg.HealthURL,
-		Store:      s.cfg.Store,
-	}}
-	if p, err := process.NewProcessWithContext(ctx, int32(s.self.Pid)); err == nil {
-		if m, err := p.MemoryInfoWithContext(ctx); err == nil {
-			st.Supervisor.RSSBytes = m.RSS
-		}
-	}
-	select {
-	case <-s.stopped:
-		st.Supervisor.Stopping = true
-	default:
-		st.Supervisor.Stopping = s.killCtx.Err() != nil
-	}
-	lbHealth, backends := s.fetchHealth(ctx)
-	children := s.childList()
-	var probed []string
-	if s.cfg.HealthURL == "" {
-		// No LB to ask (up --no-lb): each child's own readiness check says.
-		probed = probeAll(ctx, children)
-	}
-	for i, c := range children {
-		if c.unsampled() {
-			// Started since the sampler's last tick: RSS now, CPU % next tick.
-			c.sampleUsage(ctx, now)
-		}
-		cs := c.status(now)
-		switch {
-		case cs.State != Running:
-		case probed != nil:
-			cs.Health = probed[i]
-		case c.spec.ReadyURL != "" && c.spec.ReadyURL == s.cfg.HealthURL:
-			cs.Health = lbHealth
-		default:
-			if h, ok := backends[c.spec.Addr]; ok {
-				cs.Health = h
-			}
-		}
-		st.Children = append(st.Children, cs)
-	}
-	for _, addr := range s.cfg.Remote {
-		cs := ChildStatus{Name: addr, State: Remote, Health: "unknown", Port: portOf(addr), Address: addr, Remote: true}
-		if h, ok := backends[addr]; ok {
-			cs.Health = h
-		} else if s.cfg.HealthURL != "" && lbHealth == "unreachable" {
-			cs.Health = "unreachable"
-		}
-		st.Children = append(st.Children, cs)
-	}
-	return st
-}
-
-// probeAll runs every running child's readiness check at once and returns
-// "healthy" or "unhealthy" per child, in order.
-func probeAll(ctx context.Context, children []*child) []string {
-	out := make([]string, len(children))
-	var wg sync.WaitGroup
-	for i, c := range children {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = map[bool]string{true: "healthy", false: "unhealthy"}[c.probe(ctx)]
-		}()
-	}
-	wg.Wait()
-	return out
-}
-
-// fetchHealth reads the LB's /health: the LB's own verdict, and each
-// backend's health keyed by its address (host:port).
-func (s *Supervisor) fetchHealth(ctx context.Context) (string, map[string]string) {
-	if s.cfg.HealthURL == "" {
-		return "unknown", nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.HealthURL, nil)
-	if err != nil {
-		return "unknown", nil
-	}
-	resp, err := s.health.Do(req)
-	if err != nil {
-		return "unreachable", nil
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Backends []struct {
-			Address string `json:"address"`
-			Healthy bool   `json:"healthy"`
-			State   string `json:"state"` // healthy, down or draining, from LBs that report it
-		} `json:"backends"`
-	}
-	lb := "healthy"
-	if resp.StatusCode != http.StatusOK {
-		lb = "unhealthy"
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return lb, nil
-	}
-	out := map[string]string{}
-	for _, b := range body.Backends {
-		h := b.State
-		if h == "" {
-			h = map[bool]string{true: "healthy", false: "unhealthy"}[b.Healthy]
-		}
-		out[normalAddr(b.Address)] = h
-	}
-	return lb, out
-}
-
-// normalAddr turns "http://host:port" into "host:port".
-func normalAddr(addr string) string {
-	if _, rest, ok := strings.Cut(addr, "://"); ok {
-		return strings.TrimSuffix(rest, "/")
-	}
-	return addr
-}
-
-// portOf accepts "host:port" and "http://host:port".
-func portOf(addr string) int {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	u, err := url.Parse(addr)
-	if err != nil {
-		return 0
-	}
-	p, _ := strconv.Atoi(u.Port())
-	return p
-}
-
-// ChildNames lists the children in start order.
-func (c Config) ChildNames() []string {
-	var out []string
-	for _, s := range c.Specs {
-		out = append(out, s.Name)
-	}
-	return slices.Clip(out)
 }

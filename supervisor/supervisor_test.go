@@ -409,6 +409,7 @@ func TestConfigValidate(t *testing.T) {
 		"DupName":   func(c *Config) { c.Specs = append(c.Specs, c.Specs[0]) },
 		"NoTimeout": func(c *Config) { c.ReadyTimeout = 0 },
 		"BadPolicy": func(c *Config) { c.Restart.MinBackoff = 0 },
+		"HealthURL": func(c *Config) { c.HealthURL = "http://127.0.0.1:4000/healthz" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			c := ok

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -86,9 +85,7 @@ func downByPidFile(ctx context.Context, runDir string, grace time.Duration) (str
 	defer cancel()
 	if err := id.WaitGone(wctx); err != nil {
 		// Its children die with it (parent-death signal).
-		if p, err := os.FindProcess(id.Pid); err == nil {
-			_ = p.Kill()
-		}
+		_ = id.Signal(ctx, syscall.SIGKILL)
 		kctx, cancel := context.WithTimeout(ctx, settle)
 		defer cancel()
 		if err := id.WaitGone(kctx); err != nil {

@@ -52,7 +52,7 @@ func statusCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
 			}
-			return supervisor.WriteTable(c.App.Writer, st, time.Now())
+			return writeStatusTable(c.App.Writer, st, time.Now())
 		},
 	}
 }

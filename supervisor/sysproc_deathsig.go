@@ -1,3 +1,5 @@
+//go:build linux || freebsd
+
 package supervisor
 
 import "syscall"
@@ -6,6 +8,9 @@ import "syscall"
 // reaches only the supervisor and a group signal reaches grandchildren too,
 // and kills it when the supervisor dies. SIGKILL rather than SIGTERM: with
 // the supervisor gone nobody would escalate if a child hung in its drain.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+func childAttr() (*syscall.SysProcAttr, error) {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}, nil
 }
+
+// orphanWarning is empty: a child dies with its supervisor here.
+const orphanWarning = ""

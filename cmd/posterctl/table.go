@@ -1,4 +1,4 @@
-package supervisor
+package main
 
 import (
 	"fmt"
@@ -6,11 +6,13 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/posterctl/posterctl/supervisor"
 )
 
-// WriteTable renders st for a terminal: a header line about the supervisor,
-// then one row per child.
-func WriteTable(w io.Writer, st Status, now time.Time) error {
+// writeStatusTable renders st for a terminal: a header line about the
+// supervisor, then one row per child.
+func writeStatusTable(w io.Writer, st supervisor.Status, now time.Time) error {
 	sv := st.Supervisor
 	fmt.Fprintf(w, "supervisor pid %d, up %s", sv.Pid, fmtDuration(sv.UptimeS))
 	if sv.RSSBytes > 0 {
