@@ -13,7 +13,6 @@ import (
 	"github.com/posterctl/posterctl/lbapi"
 )
 
-
 // ParseBackend normalises a backend given as host:port or http://host:port to
 // host:port, the form used in logs, metrics and /health.
 func ParseBackend(s string) (string, error) {
