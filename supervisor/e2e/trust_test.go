@@ -341,6 +341,9 @@ func TestRestartFailedReadinessStaysDrained(t *testing.T) {
 	c := newCluster(t)
 	exe := ownBinary(t, c)
 	c.up(startLimit, "--grace", "1s", "--ready-timeout", "3s")
+	// The children run exe, which the test breaks; the commands the test
+	// runs, and its clean-up, keep a working posterctl.
+	c.bin = bin
 	addr := fmt.Sprintf("127.0.0.1:%d", c.basePort)
 
 	// A broken build: it exits at once, never answering /healthz.
