@@ -193,6 +193,21 @@ func TestDashboardBrowser(t *testing.T) {
 		!strings.Contains(what, "backend-1") || !strings.Contains(what, addrs[0]) {
 		t.Fatalf("newest event reads %q (err %v), want backend-1 and %s", what, err, addrs[0])
 	}
+	// A drain and an enable through the admin API, as `restart` does them:
+	// the card and the history follow, by name.
+	admin := lbapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", healthPort), 5*time.Second)
+	defer admin.Close()
+	if err := admin.Drain(context.Background(), addrs[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("see backend-2 draining", stateIs(addrs[1], "draining"), 3*time.Second)
+	if err := admin.Enable(context.Background(), addrs[1]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("see backend-2 back", stateIs(addrs[1], "healthy"), 3*time.Second)
+	waitFor("history shows backend-2 drained and enabled",
+		fmt.Sprintf(`(() => { const k = [...document.querySelectorAll('#events li')].filter(li => li.dataset.backend === %q && li.textContent.includes("backend-2")).map(li => li.dataset.kind); return k[0] === "enabled" && k[1] === "draining"; })()`, addrs[1]),
+		3*time.Second)
 	checkNoEmptyPanel(t, ctx, "1280x800")
 
 	// User-supplied text is never markup: a backend error with HTML in it

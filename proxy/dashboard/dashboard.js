@@ -142,7 +142,7 @@ function drawSeries(node, now, layers, opts) {
   if (opts.window && opts.window.from != null) {
     // The seconds the big number averages, behind the line that ends here.
     const x0 = Math.max(0, x(opts.window.from)), x1 = Math.min(W, x(opts.window.to));
-    if (x1 > x0) node.append(svg("rect", { x: x0, y: 0, width: x1 - x0, height: H, fill: "rgba(255,255,255,.05)" }));
+    if (x1 > x0) node.append(svg("rect", { x: x0, y: 0, width: x1 - x0, height: H, fill: "rgba(255,255,255,.035)" }));
   }
   for (const l of layers) {
     const pts = l.points.filter(p => p.v != null && p.t >= now - windowMS - 1000);
