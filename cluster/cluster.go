@@ -201,7 +201,8 @@ func Plan(s Settings, r Run) supervisor.Config {
 	for i := range s.Backends {
 		b := newBackend(fmt.Sprintf("backend-%d", i+1), s.BasePort+i)
 		specs = append(specs, b)
-		addrs = append(addrs, b.Addr)
+		// Named, so the LB's reports say backend-1 as status does.
+		addrs = append(addrs, b.Name+"="+b.Addr)
 	}
 	remote, _ := s.RemoteAddrs() // checked by Validate
 	out := supervisor.Config{

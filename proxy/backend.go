@@ -54,6 +54,9 @@ func ParseBackend(s string) (string, error) {
 type Backend struct {
 	addr  string // host:port
 	index int    // position in the set, for the per-request tried set
+	// name is what reports show first (see Name); a PUT of the set may
+	// change it while requests read it.
+	name atomic.Pointer[string]
 	// conns is the connection pool to this backend, set when it joins a
 	// Server; it lives and dies with the backend, so a set change needs no
 	// second table kept in step with the set.
@@ -252,6 +255,7 @@ func (b *Backend) Status() lbapi.BackendStatus {
 	defer b.mu.Unlock()
 	s := lbapi.BackendStatus{
 		Address:             b.addr,
+		Name:                b.Name(),
 		State:               b.State(),
 		Healthy:             b.healthy.Load(),
 		InFlight:            b.inFlight.Load(),

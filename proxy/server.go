@@ -76,17 +76,18 @@ type Server struct {
 // is not listening yet. probe nil means GET /healthz over HTTP.
 func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, error) {
 	cfg.SetDefaults()
-	addrs, err := cfg.Validate()
+	refs, err := cfg.Validate()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: logger, events: newEventLog(200), pid: os.Getpid(),
 		history: make(map[*Backend]*series)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	set := make([]*Backend, 0, len(addrs))
-	for i, a := range addrs {
-		b := NewBackend(a, i)
-		b.conns = newConnPool(a, &s.cfg)
+	set := make([]*Backend, 0, len(refs))
+	for i, r := range refs {
+		b := NewBackend(r.Address, i)
+		b.setName(r.Name)
+		b.conns = newConnPool(r.Address, &s.cfg)
 		set = append(set, b)
 	}
 	s.set.store(set)
@@ -152,7 +153,7 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 			detail += ": " + err.Error()
 		}
 	}
-	s.events.add(b.addr, kind, detail)
+	s.events.add(b, kind, detail)
 }
 
 // Open listens on both ports, or takes the inherited sockets where

@@ -196,7 +196,8 @@ func (s *Supervisor) lbSet() []string { return s.addrs(s.backendChildren()) }
 func (s *Supervisor) addrs(local []*child) []string {
 	var out []string
 	for _, c := range local {
-		out = append(out, c.spec.Addr)
+		// NAME=host:port: the LB shows the name status shows.
+		out = append(out, c.spec.Name+"="+c.spec.Addr)
 	}
 	return append(out, s.cfg.Remote...)
 }

@@ -134,7 +134,7 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 				}
 				if b := got.backend; b != nil {
 					checkBackend(t, s, spec, b, tc.wantDB)
-					backendAddrs = append(backendAddrs, spec.Addr)
+					backendAddrs = append(backendAddrs, spec.Name+"="+spec.Addr)
 					continue
 				}
 				lbs++
