@@ -46,6 +46,7 @@ type Server struct {
 	metrics *metrics
 	proxy   *Proxy
 	checker *HealthChecker
+	watch   *hungWatch
 	events  *eventLog
 	pid     int
 	started time.Time
@@ -94,6 +95,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
 	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
+	s.watch = newHungWatch(s.everyBackend, s.checker.probe, s.ejectHung)
 
 	s.srv = &fasthttp.Server{
 		Handler: s.proxy.Handle,
@@ -177,6 +179,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	s.ln, s.healthLn = ln, hln
 	s.started = time.Now()
 	s.checker.Start()
+	s.watch.start()
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
@@ -250,6 +253,7 @@ func (s *Server) Close(ctx context.Context) error {
 		wg.Wait()
 		s.bgCancel()
 		s.wg.Wait()
+		s.watch.stop()
 		s.checker.Close()
 		s.closeUpstreams()
 		if err := errors.Join(errs...); err != nil {
