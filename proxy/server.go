@@ -47,6 +47,7 @@ type Server struct {
 	proxy   *Proxy
 	checker *HealthChecker
 	watch   *hungWatch
+	clients clientConns // for the drain (drain.go)
 	events  *eventLog
 	pid     int
 	started time.Time
@@ -98,7 +99,8 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.watch = newHungWatch(s.everyBackend, s.checker.probe, s.ejectHung)
 
 	s.srv = &fasthttp.Server{
-		Handler: s.proxy.Handle,
+		Handler:   s.handle,
+		ConnState: s.clients.connState,
 		// The request header must fit in the read buffer: that is the limit
 		// (431 beyond it).
 		ReadBufferSize:  cfg.MaxHeaderBytes,
@@ -240,8 +242,9 @@ func (s *Server) Close(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			// Stops accepting, lets in-flight requests finish (their
-			// connections then close), and closes idle connections.
-			errs[0] = s.srv.ShutdownWithContext(ctx)
+			// connections then close), and closes connections that
+			// stay idle (see drain.go).
+			errs[0] = s.drainClients(ctx)
 		}()
 		go func() {
 			defer wg.Done()
