@@ -140,9 +140,19 @@ func (l *kaLoad) halt() {
 	l.wg.Wait()
 }
 
-// check stops the load and fails the test on any failed request.
+// check lets the load run on until 200 more requests have been answered,
+// so that it spans the tail of the operation (an old LB draining after
+// the command returned), then stops it and fails the test on any failed
+// request.
 func (l *kaLoad) check(t *testing.T, what string, took time.Duration) {
 	t.Helper()
+	target := l.gets.Load() + l.posts.Load() + 200
+	clitest.Eventually(t, 20*time.Second, func() error {
+		if n := l.gets.Load() + l.posts.Load(); n < target {
+			return fmt.Errorf("%d requests answered, want %d", n, target)
+		}
+		return nil
+	})
 	l.halt()
 	n := l.gets.Load() + l.posts.Load()
 	if f := l.failed.Load(); f != 0 {
