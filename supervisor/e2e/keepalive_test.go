@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,23 +23,32 @@ import (
 // again only after an answer that said Connection: close, or a failure.
 type kaLoad struct {
 	gets, posts, failed, reconnects atomic.Int64
-	firstErr                        atomic.Value
-	stop                            chan struct{}
-	wg                              sync.WaitGroup
+	slowGet, slowPost               atomic.Int64 // nanoseconds
+	posts504                        atomic.Int64
+	// accept504 counts a plain POST's 504 within 2 s as an answer: what a
+	// POST caught on a hung backend gets.
+	accept504 bool
+	firstErr  atomic.Value
+	stop      chan struct{}
+	wg        sync.WaitGroup
 }
 
 const kaConns = 16
 
 func startKeepAliveLoad(t *testing.T, c *cluster) *kaLoad {
+	return startKeepAliveLoadOpts(t, c, false)
+}
+
+func startKeepAliveLoadOpts(t *testing.T, c *cluster, accept504 bool) *kaLoad {
 	t.Helper()
 	cookie := registerAndLogin(t, noRetryClient(), c.url(""), fmt.Sprintf("ka%d", time.Now().UnixNano()%1e9))
 	addr := fmt.Sprintf("127.0.0.1:%d", c.port)
-	l := &kaLoad{stop: make(chan struct{})}
+	l := &kaLoad{stop: make(chan struct{}), accept504: accept504}
 	for i := range kaConns {
 		post := i%2 == 1
-		count := &l.gets
+		count, slowest := &l.gets, &l.slowGet
 		if post {
-			count = &l.posts
+			count, slowest = &l.posts, &l.slowPost
 		}
 		l.wg.Add(1)
 		go func() {
@@ -67,7 +77,15 @@ func startKeepAliveLoad(t *testing.T, c *cluster) *kaLoad {
 					br = bufio.NewReader(conn)
 					l.reconnects.Add(1)
 				}
+				begun := time.Now()
 				closed, err := kaRequest(conn, br, addr, post, cookie, n)
+				took := time.Since(begun)
+				storeMax(slowest, int64(took))
+				var gw *gatewayTimeout
+				if post && l.accept504 && errors.As(err, &gw) && took <= 2*time.Second {
+					l.posts504.Add(1)
+					err = nil
+				}
 				if err != nil {
 					l.fail(err)
 					conn.Close()
@@ -120,11 +138,28 @@ func kaRequest(conn net.Conn, br *bufio.Reader, addr string, post bool, cookie *
 	if err != nil {
 		return false, fmt.Errorf("%s: read body: %w", req.Method, err)
 	}
+	if resp.StatusCode == http.StatusGatewayTimeout {
+		return resp.Close, &gatewayTimeout{}
+	}
 	if resp.StatusCode != want {
 		return false, fmt.Errorf("%s: status %d", req.Method, resp.StatusCode)
 	}
 	return resp.Close, nil
 }
+
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if v <= old || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// gatewayTimeout is a 504 answer.
+type gatewayTimeout struct{}
+
+func (*gatewayTimeout) Error() string { return "status 504" }
 
 func (l *kaLoad) fail(err error) {
 	l.failed.Add(1)
