@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -188,4 +192,96 @@ func TestSlowBackendNotHung(t *testing.T) {
 		t.Errorf("slow backend taken out of rotation: %s", b.Status().LastError)
 	}
 	t.Logf("measured: %d requests of 2 s each answered in %v, backend stayed in rotation", n, time.Since(begun).Round(time.Millisecond))
+}
+
+// TestHungAttemptAbandoned: a backend that answers nothing, probe included,
+// gets a plain POST 504 in under 2 s and a GET retried elsewhere; the
+// abandoned connections never go back to the pool, so the answers the
+// backend gives once it resumes reach no one.
+func TestHungAttemptAbandoned(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	resume := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(resume)
+	var frozen atomic.Bool
+	stuck := testBackend(t, "stuck", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release
+		io.WriteString(w, `{"late":true}`)
+	})
+	// The probe hangs too while frozen: wrap the server's handler.
+	inner := stuck.Config.Handler
+	stuck.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if frozen.Load() {
+			<-release
+		}
+		inner.ServeHTTP(w, r)
+	})
+	other := testBackend(t, "other", nil)
+	lb, logs := startLB(t, Config{}, hostport(stuck), hostport(other))
+	frozen.Store(true)
+	b := backendOf(t, lb, hostport(stuck))
+
+	// Round robin: of two requests in a row, one goes to the stuck backend.
+	type res struct {
+		kind   reqKind
+		status int
+		body   string
+		took   time.Duration
+		err    error
+	}
+	out := make(chan res, 4)
+	for i, k := range []reqKind{kindPOST, kindPOST, kindGET, kindGET} {
+		go func() {
+			rc := &rawClient{addr: lb.Addr(), timeout: 10 * time.Second}
+			defer rc.close()
+			var resp rawResponse
+			begun := time.Now()
+			err := rc.do(failoverRequest(k, fmt.Sprintf("r%d", i)), &resp)
+			out <- res{k, resp.status, string(resp.body), time.Since(begun), err}
+		}()
+	}
+	var got504 int
+	for range 4 {
+		r := <-out
+		switch {
+		case r.err != nil:
+			t.Errorf("%s: %v", r.kind, r.err)
+		case r.took > 2*time.Second:
+			t.Errorf("%s: answered after %v", r.kind, r.took)
+		case r.kind == kindGET && r.status != 200:
+			t.Errorf("GET: %d %s, want 200 from the other backend", r.status, r.body)
+		case r.kind == kindPOST && r.status == 504:
+			got504++
+			if !strings.Contains(r.body, "stopped answering") {
+				t.Errorf("504 body %s", r.body)
+			}
+		case r.kind == kindPOST && r.status != 200:
+			t.Errorf("plain POST: %d %s", r.status, r.body)
+		}
+	}
+	if got504 == 0 {
+		t.Error("no plain POST reached the stuck backend")
+	}
+	if b.Available() {
+		t.Error("hung backend still in rotation")
+	}
+	frozen.Store(false)
+	resume()
+	clitest.Eventually(t, 3*time.Second, func() error {
+		if !b.Available() {
+			return fmt.Errorf("not back")
+		}
+		return nil
+	})
+	b.conns.mu.Lock()
+	for _, c := range b.conns.idle {
+		if c.abandoned.Load() {
+			t.Error("an abandoned connection is in the pool")
+		}
+	}
+	b.conns.mu.Unlock()
+	if n := len(logs.lines("backend down")); n != 1 {
+		t.Errorf("%d 'backend down' log lines, want 1", n)
+	}
 }
