@@ -222,7 +222,10 @@ func TestHungAttemptAbandoned(t *testing.T) {
 	frozen.Store(true)
 	b := backendOf(t, lb, hostport(stuck))
 
-	// Round robin: of two requests in a row, one goes to the stuck backend.
+	// Round robin: of two requests picked in a row, one goes to the stuck
+	// backend; each request is sent once the one before has been picked.
+	bo := backendOf(t, lb, hostport(other))
+	picked := func() uint64 { return b.requests.Load() + bo.requests.Load() }
 	type res struct {
 		kind   reqKind
 		status int
@@ -240,6 +243,12 @@ func TestHungAttemptAbandoned(t *testing.T) {
 			err := rc.do(failoverRequest(k, fmt.Sprintf("r%d", i)), &resp)
 			out <- res{k, resp.status, string(resp.body), time.Since(begun), err}
 		}()
+		clitest.Eventually(t, 2*time.Second, func() error {
+			if n := picked(); n < uint64(i+1) {
+				return fmt.Errorf("%d requests picked, want %d", n, i+1)
+			}
+			return nil
+		})
 	}
 	var got504 int
 	for range 4 {
