@@ -72,6 +72,9 @@ type Backend struct {
 	failures atomic.Uint64
 	// consecFail is read on the request path to skip a store when zero.
 	consecFail atomic.Int64
+	// heardAt is when a probe last passed, in Unix nanoseconds: a sign of
+	// life for the hung watch (hung.go).
+	heardAt atomic.Int64
 
 	mu          sync.Mutex
 	consecOK    int // successful probes while down
@@ -137,6 +140,9 @@ func (b *Backend) SetDraining(v bool) bool {
 	b.serving.Store(!v && b.healthy.Load())
 	return true
 }
+
+// heard records a passed probe at t.
+func (b *Backend) heard(t time.Time) { b.heardAt.Store(t.UnixNano()) }
 
 // Transition is a change of a backend's availability.
 type Transition int

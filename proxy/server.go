@@ -46,6 +46,8 @@ type Server struct {
 	metrics *metrics
 	proxy   *Proxy
 	checker *HealthChecker
+	watch   *hungWatch
+	clients clientConns // for the drain (drain.go)
 	events  *eventLog
 	pid     int
 	started time.Time
@@ -95,9 +97,11 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
 	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
+	s.watch = newHungWatch(s.everyBackend, s.checker.probe, s.ejectHung)
 
 	s.srv = &fasthttp.Server{
-		Handler: s.proxy.Handle,
+		Handler:   s.handle,
+		ConnState: s.clients.connState,
 		// The request header must fit in the read buffer: that is the limit
 		// (431 beyond it).
 		ReadBufferSize:  cfg.MaxHeaderBytes,
@@ -178,6 +182,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	s.ln, s.healthLn = ln, hln
 	s.started = time.Now()
 	s.checker.Start()
+	s.watch.start()
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
@@ -238,8 +243,9 @@ func (s *Server) Close(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			// Stops accepting, lets in-flight requests finish (their
-			// connections then close), and closes idle connections.
-			errs[0] = s.srv.ShutdownWithContext(ctx)
+			// connections then close), and closes connections that
+			// stay idle (see drain.go).
+			errs[0] = s.drainClients(ctx)
 		}()
 		go func() {
 			defer wg.Done()
@@ -251,6 +257,7 @@ func (s *Server) Close(ctx context.Context) error {
 		wg.Wait()
 		s.bgCancel()
 		s.wg.Wait()
+		s.watch.stop()
 		s.checker.Close()
 		s.closeUpstreams()
 		if err := errors.Join(errs...); err != nil {
