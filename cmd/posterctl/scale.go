@@ -29,6 +29,7 @@ func scaleCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("scale: invalid N %q: want a number of backends", c.Args().First()), exitUsage)
 			}
+			runDir = clientRunDir(c, runDir)
 			if msg := scaleRange(c.Context, runDir, n); msg != "" {
 				return cli.Exit("scale: "+msg, exitUsage)
 			}

@@ -36,6 +36,7 @@ func statusCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return cli.Exit(fmt.Sprintf("status: unexpected arguments %q", c.Args().Slice()), 2)
 			}
+			runDir = clientRunDir(c, runDir)
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
 			cl := supervisor.NewClient(runDir)
