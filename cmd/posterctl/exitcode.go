@@ -45,6 +45,14 @@ func withExitCodes(app *cli.App) *cli.App {
 			return cli.ShowCommandHelp(c.Lineage()[1], name)
 		},
 	})
+	// A bad log setting is a usage error for every command, not only for
+	// those that log.
+	app.Before = func(c *cli.Context) error {
+		if _, err := buildLogger(io.Discard, c.String("log-format"), c.String("log-level")); err != nil {
+			return cli.Exit(err.Error(), exitUsage)
+		}
+		return nil
+	}
 	app.Action = func(c *cli.Context) error {
 		if c.NArg() > 0 {
 			return cli.Exit(fmt.Sprintf("unknown command %q (see posterctl --help)", c.Args().First()), exitUsage)
