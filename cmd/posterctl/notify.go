@@ -22,6 +22,7 @@ const statusEvery = 2 * time.Second
 // stop begins. A nil *notifier (no NOTIFY_SOCKET) does nothing.
 type notifier struct {
 	log    zerolog.Logger
+	every  time.Duration      // how often watch looks
 	cancel context.CancelFunc // stops watch
 	wg     sync.WaitGroup
 	mu     sync.Mutex // orders the messages of watch and Stopping
@@ -34,7 +35,7 @@ func newNotifier(log zerolog.Logger) *notifier {
 	if os.Getenv("NOTIFY_SOCKET") == "" {
 		return nil
 	}
-	return &notifier{log: log, cancel: func() {}}
+	return &notifier{log: log, every: statusEvery, cancel: func() {}}
 }
 
 // send passes one message on; a service manager that cannot hear us is
@@ -56,12 +57,12 @@ func (n *notifier) Starting(children int) {
 // Ready says the cluster serves, with the children up and the app's URL,
 // then keeps STATUS= current until the stop begins: Stopping, or a stop
 // the supervisor was asked for (posterctl down), seen by watch.
-func (n *notifier) Ready(ctx context.Context, sup *supervisor.Supervisor, url string) {
+func (n *notifier) Ready(ctx context.Context, sup statusSource, url string) {
 	if n == nil {
 		return
 	}
 	status := func(ctx context.Context) (string, bool) {
-		sctx, cancel := context.WithTimeout(ctx, statusEvery)
+		sctx, cancel := context.WithTimeout(ctx, n.every)
 		defer cancel()
 		st := sup.Status(sctx)
 		line := childrenUp(st)
@@ -79,7 +80,7 @@ func (n *notifier) Ready(ctx context.Context, sup *supervisor.Supervisor, url st
 
 func (n *notifier) watch(ctx context.Context, status func(context.Context) (string, bool)) {
 	defer n.wg.Done()
-	tick := time.NewTicker(statusEvery)
+	tick := time.NewTicker(n.every)
 	defer tick.Stop()
 	for {
 		select {
@@ -119,6 +120,11 @@ func (n *notifier) Stopping() {
 
 func (n *notifier) sendStopping() {
 	n.once.Do(func() { n.send(daemon.SdNotifyStopping + "\nSTATUS=stopping") })
+}
+
+// statusSource is the supervisor, as the notifier sees it.
+type statusSource interface {
+	Status(ctx context.Context) supervisor.Status
 }
 
 // childrenUp is the STATUS= line: how many of the cluster's own children
