@@ -54,13 +54,13 @@ func TestReorderArgs(t *testing.T) {
 // The flags after PORT reach the backend's configuration.
 func TestBackendFlagsAfterPort(t *testing.T) {
 	var got *backendConfig
-	app := withExitCodes(&cli.App{
+	app := &cli.App{
 		Name:           "posterctl",
 		Commands:       []*cli.Command{newBackendCommand(func(_ *cli.Context, cfg *backendConfig) error { got = cfg; return nil })},
 		ExitErrHandler: func(*cli.Context, error) {},
 		Writer:         io.Discard,
 		ErrWriter:      io.Discard,
-	})
+	}
 	args := []string{"posterctl", "backend", "3001", "--db", "x.db", "--name", "b1"}
 	if err := app.Run(reorderArgs(app, args)); err != nil {
 		t.Fatal(err)
@@ -73,13 +73,13 @@ func TestBackendFlagsAfterPort(t *testing.T) {
 // An up flag after a stray argument is still read, so the argument alone is
 // refused, by name.
 func TestUpFlagsAfterArgument(t *testing.T) {
-	app := withExitCodes(&cli.App{
+	app := &cli.App{
 		Name:           "posterctl",
 		Commands:       []*cli.Command{newUpCommand(func(*cli.Context, *upConfig) error { return nil })},
 		ExitErrHandler: func(*cli.Context, error) {},
 		Writer:         io.Discard,
 		ErrWriter:      io.Discard,
-	})
+	}
 	err := app.Run(reorderArgs(app, []string{"posterctl", "up", "extra", "--backends", "3"}))
 	if err == nil || !strings.Contains(err.Error(), `unexpected arguments ["extra"]`) {
 		t.Fatalf("err = %v", err)
