@@ -58,11 +58,19 @@ func reorderArgs(app *cli.App, args []string) []string {
 					n = global.span(rest)
 					globals = append(globals, rest[:n]...)
 					rest = rest[n:]
+					if n == 1 && len(rest) == 0 && global.lacksValue(a) {
+						return append(out, globals...) // as above
+					}
 					continue
 				}
 			}
 			flags = append(flags, rest[:n]...)
 			rest = rest[n:]
+			if n == 1 && len(rest) == 0 && local.lacksValue(a) {
+				// The flag package would take a moved argument for its
+				// value; with none, it says the value is missing.
+				return append(append(append(out, globals...), name), flags...)
+			}
 		default:
 			positional = append(positional, a)
 			rest = rest[1:]
@@ -110,6 +118,13 @@ func (t flagTable) span(args []string) int {
 		return 2
 	}
 	return 1
+}
+
+// lacksValue reports whether a, the last argument, is a flag that takes a
+// value in the next one.
+func (t flagTable) lacksValue(a string) bool {
+	name, inline, _ := flagName(a)
+	return !inline && t[name]
 }
 
 // isFlag is what Go's flag package takes for a flag: a lone "-" is an

@@ -152,6 +152,7 @@ func TestExitCodes(t *testing.T) {
 
 		{"LogsFlag", []string{"logs", "--bogus"}, 2, "-bogus"},
 		{"LogsValue", []string{"logs", "-n", "-1"}, 2, "-n -1"},
+		{"LogsMissingValue", []string{"logs", "backend-1", "-n"}, 2, "flag needs an argument: -n"},
 		{"LogsArgs", []string{"logs", "a", "b"}, 2, "at most one NAME"},
 		{"LogsFailure", []string{"logs", "--run-dir", answering}, 1, "runs in the foreground"},
 		{"LogsNotRunning", []string{"logs", "backend-1", "-n", "5", "--run-dir", empty}, 3, "no cluster is running"},
