@@ -22,9 +22,10 @@ import (
 // Settings are the settings of `posterctl up` that shape the cluster.
 type Settings struct {
 	Backends     int
-	Port         int // the LB's
-	HealthPort   int // the LB's health, metrics and admin port
-	BasePort     int // the first backend's; the next ones count up
+	Port         int    // the LB's
+	Listen       string // the LB's public address; empty: every interface
+	HealthPort   int    // the LB's health, metrics and admin port
+	BasePort     int    // the first backend's; the next ones count up
 	DataDir      string
 	DB           string // empty: <data-dir>/poster.db
 	Host         string // where backends listen
@@ -53,6 +54,9 @@ func (s Settings) Validate() error {
 	}
 	if net.ParseIP(s.Host) == nil && s.Host != "localhost" {
 		return fmt.Errorf("invalid --host %q: want an IP address such as 127.0.0.1 or 0.0.0.0", s.Host)
+	}
+	if s.Listen != "" && net.ParseIP(s.Listen) == nil {
+		return fmt.Errorf("invalid --listen %q: want an IP address such as 127.0.0.1, or empty for every interface", s.Listen)
 	}
 	if err := s.validatePorts(); err != nil {
 		return err
@@ -142,6 +146,16 @@ func (s Settings) BackendAddr(port int) string {
 	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
+// lbAddr is where this machine reaches the LB's public port: its listen
+// address, or loopback when it listens everywhere.
+func (s Settings) lbAddr() string {
+	host := s.Listen
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(s.Port))
+}
+
 // DBPath is the store every backend opens.
 func (s Settings) DBPath() string {
 	if s.DB != "" {
@@ -227,13 +241,13 @@ func Plan(s Settings, r Run) supervisor.Config {
 		}
 		out.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/health", s.HealthPort)
 		out.AdminURL = fmt.Sprintf("http://127.0.0.1:%d", s.HealthPort)
-		out.URL = fmt.Sprintf("http://127.0.0.1:%d/", s.Port)
+		out.URL = "http://" + s.lbAddr() + "/"
 		out.LBArgs = lbArgs
 		specs = append(specs, supervisor.Spec{
 			Name: "lb", Path: r.Exe, Args: lbArgs(append(addrs, remote...)), Env: env,
 			Port: s.Port, Extra: []int{s.HealthPort},
 			// In fd order: LBListenFD, then LBHealthListenFD.
-			Listen:   []string{net.JoinHostPort("", strconv.Itoa(s.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HealthPort))},
+			Listen:   []string{net.JoinHostPort(s.Listen, strconv.Itoa(s.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HealthPort))},
 			Handover: true,
 			ReadyURL: out.HealthURL, Stage: 1,
 		})

@@ -28,6 +28,7 @@ func downCommand() *cli.Command {
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("down: invalid --grace %v: want 0 or more", grace), 2)
 			}
+			runDir = clientRunDir(c, runDir)
 			if err := trustRunDir("down", runDir); err != nil {
 				return err
 			}

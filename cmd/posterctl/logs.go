@@ -38,6 +38,7 @@ func logsCommand() *cli.Command {
 			if n < 0 {
 				return cli.Exit(fmt.Sprintf("logs: invalid -n %d: want 0 or more", n), 2)
 			}
+			runDir = clientRunDir(c, runDir)
 			if err := trustRunDir("logs", runDir); err != nil {
 				return err
 			}
@@ -105,7 +106,7 @@ func logsProblem(ctx context.Context, runDir string, err error) (string, int) {
 	defer cl.CloseIdleConnections()
 	if st, serr := cl.Status(cctx); serr == nil {
 		return fmt.Sprintf("the cluster in %s (supervisor pid %d) runs in the foreground: its logs go to its terminal; only `up -d` keeps them in %s",
-			runDir, st.Supervisor.Pid, filepath.Join(runDir, supervisor.LogsDir)), 1
+			runDir, st.Supervisor.Pid, filepath.Join(runDir, supervisor.LogsDir)) + journalHint(runDir), 1
 	}
 	return fmt.Sprintf("no cluster is running and no logs in %s (start one with posterctl up -d)", filepath.Join(runDir, supervisor.LogsDir)), 3
 }

@@ -3,8 +3,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -35,17 +33,7 @@ func newApp() *cli.App {
 }
 
 func main() {
-	err := newApp().Run(os.Args)
-	if err == nil {
-		return
-	}
-	code := 1
-	var coder cli.ExitCoder
-	if errors.As(err, &coder) {
-		code = coder.ExitCode()
-	}
-	if msg := err.Error(); msg != "" {
-		fmt.Fprintln(os.Stderr, "posterctl:", msg)
-	}
-	os.Exit(code)
+	app := withExitCodes(newApp())
+	args := reorderArgs(app, os.Args)
+	os.Exit(exitReport(app.Run(args), wantsJSON(app, args), os.Stdout, os.Stderr))
 }

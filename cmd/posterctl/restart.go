@@ -28,6 +28,7 @@ func restartCommand() *cli.Command {
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("restart: invalid --grace %v: want 0 or more", grace), 2)
 			}
+			runDir = clientRunDir(c, runDir)
 			if err := trustRunDir("restart", runDir); err != nil {
 				return err
 			}

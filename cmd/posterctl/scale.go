@@ -26,8 +26,12 @@ func scaleCommand() *cli.Command {
 				return cli.Exit("scale: want exactly one argument N, the number of backends (e.g. posterctl scale 4)", 2)
 			}
 			n, err := strconv.Atoi(c.Args().First())
-			if err != nil || n < 0 {
-				return cli.Exit(fmt.Sprintf("scale: invalid N %q: want a number of backends, 0 or more", c.Args().First()), 2)
+			if err != nil {
+				return cli.Exit(fmt.Sprintf("scale: invalid N %q: want a number of backends", c.Args().First()), exitUsage)
+			}
+			runDir = clientRunDir(c, runDir)
+			if msg := scaleRange(c.Context, runDir, n); msg != "" {
+				return cli.Exit("scale: "+msg, exitUsage)
 			}
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("scale: invalid --grace %v: want 0 or more", grace), 2)

@@ -36,6 +36,7 @@ func statusCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return cli.Exit(fmt.Sprintf("status: unexpected arguments %q", c.Args().Slice()), 2)
 			}
+			runDir = clientRunDir(c, runDir)
 			if err := trustRunDir("status", runDir); err != nil {
 				return err
 			}

@@ -84,6 +84,12 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		return fail("up: "+err.Error(), 2)
 	}
 	defer sup.Close()
+	var notify *notifier // systemd's, for a foreground up only
+	if !cfg.supervise {
+		notify = newNotifier(log)
+	}
+	defer notify.Stopping()
+	notify.Starting(len(scfg.Specs))
 
 	// Signals are ours from here on: the children sit in their own process
 	// groups, so a terminal's Ctrl+C reaches only this process.
@@ -101,6 +107,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	case err = <-started:
 	case sig := <-sigs:
 		log.Warn().Str("signal", sig.String()).Msg("interrupted during start-up; stopping")
+		notify.Stopping()
 		cancelStart()
 		<-started
 		return fail("up: interrupted during start-up", 130)
@@ -114,12 +121,15 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		fmt.Fprintln(os.Stdout, ready)
 	}
 	report(startReport{OK: true, Message: ready})
+	notify.Ready(c.Context, sup, scfg.URL)
 
 	select {
 	case sig := <-sigs:
 		log.Info().Str("signal", sig.String()).Msg("stopping gracefully; press Ctrl+C again to kill everything at once")
+		notify.Stopping()
 		sup.Stop(cfg.Grace)
 	case <-sup.Stopped(): // posterctl down
+		notify.Stopping()
 	}
 	select {
 	case <-sup.Stopped():

@@ -27,6 +27,7 @@ func upFlags(cfg *upConfig) []cli.Flag {
 		&cli.StringFlag{Name: "config", Usage: "YAML file with any of these settings (see configs/posterctl.yaml); flags override it", Destination: &cfg.Config},
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "backends", Value: 2, Usage: "number of backend processes", Destination: &cfg.Backends}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "port", Value: 3000, Usage: "load balancer port (the app's URL)", Destination: &cfg.Port}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "listen", Usage: "address the load balancer's port (the app) listens on: empty for every interface, 127.0.0.1 to keep the app on this machine", Destination: &cfg.Listen}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "health-port", Value: 4000, Usage: "load balancer health and metrics port (127.0.0.1)", Destination: &cfg.HealthPort}),
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "base-port", Value: 3001, Usage: "port of the first backend; the next ones count up", Destination: &cfg.BasePort}),
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "data-dir", Value: "./data", Usage: "directory of the shared SQLite store poster.db", Destination: &cfg.DataDir}),

@@ -309,8 +309,10 @@ func TestRestartScaleBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"restart", "backend-9"}, 1, `no child called "backend-9" (children: backend-1, backend-2, lb)`},
-		{[]string{"scale", "0"}, 1, "want 1 to 64"},
-		{[]string{"scale", "65"}, 1, "want 1 to 64"},
+		// Out of the range this cluster allows: a usage error naming it.
+		{[]string{"scale", "0"}, 2, "invalid N 0: this cluster allows 1 to 64 local backends"},
+		{[]string{"scale", "65"}, 2, "invalid N 65: this cluster allows 1 to 64 local backends"},
+		{[]string{"scale", "--", "-1"}, 2, "invalid N -1: this cluster allows 1 to 64 local backends"},
 		{[]string{"logs", "backend-9"}, 1, `no log for "backend-9"`},
 	} {
 		out, errOut, code := c.run(10*time.Second, append(tc.args[:1:1], append([]string{"--run-dir", c.runDir}, tc.args[1:]...)...)...)
