@@ -44,6 +44,14 @@ type Server struct {
 	BcryptCost int
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// ProxySecret is the secret the cluster's load balancer sends in the
+	// fwdauth.Header header. Only requests carrying it have their
+	// X-Forwarded-For and X-Forwarded-Proto believed; when it is empty,
+	// nobody's are.
+	ProxySecret string
+	// Limits are the login and register rate limits; zero fields take
+	// DefaultLimits' values.
+	Limits Limits
 
 	ln      net.Listener
 	srv     *http.Server
@@ -150,6 +158,7 @@ func (s *Server) Handler() http.Handler {
 	h = hlog.AccessHandler(s.logRequest)(h)
 	h = requestID(h)
 	h = hlog.NewHandler(s.Log)(h)
+	h = s.forwarded(h)
 	name := s.Name
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", name)
@@ -185,6 +194,7 @@ func (s *Server) logRequest(r *http.Request, status, size int, d time.Duration) 
 		Int("size", size).
 		Dur("duration", d).
 		Str("remote", r.RemoteAddr).
+		Stringer("client", peerOf(r).addr).
 		Msg("request")
 }
 
