@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -51,6 +49,8 @@ type DB struct {
 
 	write *sql.DB
 	read  *sql.DB
+
+	tightened []string // what Open changed about file modes; see Tightened
 }
 
 // NewDB returns a store for the file at path; call Open before use.
@@ -79,8 +79,9 @@ func (db *DB) dsn(readOnly bool) string {
 	return db.Path + "?" + q.Encode()
 }
 
-// Open creates the parent directory, opens both pools and applies the
-// embedded migrations that are not applied yet.
+// Open creates the parent directory and the file, private to the owner (see
+// prepareFiles), opens both pools and applies the embedded migrations that
+// are not applied yet.
 func (db *DB) Open() (err error) {
 	if db.Path == "" {
 		return errors.New("open store: database path is empty")
@@ -88,10 +89,9 @@ func (db *DB) Open() (err error) {
 	if strings.ContainsRune(db.Path, '?') {
 		return fmt.Errorf("open store: database path %q must not contain '?'", db.Path)
 	}
-	if dir := filepath.Dir(db.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("open store: create directory: %w", err)
-		}
+	db.tightened = nil
+	if err := db.prepareFiles(); err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
