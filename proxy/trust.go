@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -95,4 +96,22 @@ func (c *Config) validateTrust() error {
 		}
 	}
 	return nil
+}
+
+// ParseTrustedProxies reads --trusted-proxy values: CIDR prefixes, or single
+// addresses (a /32 or /128).
+func ParseTrustedProxies(raw []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, r := range raw {
+		if a, err := netip.ParseAddr(r); err == nil {
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(r)
+		if err != nil {
+			return nil, fmt.Errorf("%q: want a CIDR such as 10.0.0.0/8 or an address", r)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
