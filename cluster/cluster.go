@@ -21,22 +21,23 @@ import (
 
 // Settings are the settings of `posterctl up` that shape the cluster.
 type Settings struct {
-	Backends   int
-	Port       int // the LB's
-	HealthPort int // the LB's health, metrics and admin port
-	BasePort   int // the first backend's; the next ones count up
-	DataDir    string
-	DB         string // empty: <data-dir>/poster.db
-	Host       string // where backends listen
-	NoLB       bool
-	Remote     []string // backends on other machines, as given
+	Backends     int
+	Port         int // the LB's
+	HealthPort   int // the LB's health, metrics and admin port
+	BasePort     int // the first backend's; the next ones count up
+	DataDir      string
+	DB           string // empty: <data-dir>/poster.db
+	Host         string // where backends listen
+	NoLB         bool
+	Remote       []string // backends on other machines, as given
+	RunDir       string
+	Grace        time.Duration
+	ReadyTimeout time.Duration
+	Restart      supervisor.RestartPolicy
+
 	// TrustedProxies are front proxies (CIDR or address) whose
 	// X-Forwarded-Proto the LB passes on.
 	TrustedProxies []string
-	RunDir         string
-	Grace          time.Duration
-	ReadyTimeout   time.Duration
-	Restart        supervisor.RestartPolicy
 }
 
 // Validate reports the first setting that cannot work. What --db means is

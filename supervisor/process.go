@@ -20,10 +20,10 @@ type Spec struct {
 	Path string   // executable; the supervisor passes os.Executable()
 	Args []string // without the program name
 	Env  []string // added to the supervisor's environment
+	Port int      // the port status shows; checked free before each start
 	// Unset names variables of the supervisor's environment the child must
 	// not inherit (the LB gets no POSTERCTL_DB, which may hold a password).
 	Unset []string
-	Port  int // the port status shows; checked free before each start
 	// Addr is the backend's address as the LB knows it (host:port); status
 	// takes the child's health from the LB's entry for it. Empty for a
 	// child the LB does not balance over.
