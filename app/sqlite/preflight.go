@@ -136,14 +136,17 @@ func plainOpenError(path string, err error) error {
 }
 
 // plainFileError is plainOpenError for what prepareFiles meets before the
-// driver is involved: a data dir that cannot be written, a file that cannot
-// be opened for writing.
+// driver is involved: a read-only data dir, a file that cannot be opened
+// for writing. Other errors stay as they are.
 func plainFileError(path string, err error) error {
+	if !errors.Is(err, syscall.EROFS) && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
 	if derr := checkDir(filepath.Dir(path)); derr != nil {
 		return derr
 	}
 	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == path && (errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission)) {
+	if errors.As(err, &pe) && pe.Path == path {
 		return fmt.Errorf("%s is read-only", path)
 	}
 	return err

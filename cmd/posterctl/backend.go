@@ -147,11 +147,6 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 		return cli.Exit("backend: "+err.Error(), 1)
 	}
 	defer db.Close()
-	if t, ok := db.(interface{ Tightened() []string }); ok {
-		for _, line := range t.Tightened() {
-			log.Warn().Msg(line)
-		}
-	}
 
 	srv := web.NewServer(db, cfg.Name, log)
 	srv.ProxySecret = cfg.proxySecret
@@ -169,6 +164,12 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 		Str("url", srv.URL()).
 		Bool("proxy_secret", cfg.proxySecret != "").
 		Msg("backend listening")
+	// Said once the port is ours, so that a start that fails is one line.
+	if t, ok := db.(interface{ Tightened() []string }); ok {
+		for _, line := range t.Tightened() {
+			log.Warn().Msg(line)
+		}
+	}
 
 	<-ctx.Done()
 	stop()
