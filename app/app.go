@@ -18,6 +18,7 @@ type Store interface {
 	UserService
 	SessionService
 	PostService
+	RateService
 
 	// Ping runs a real query against the store; health checks use it.
 	Ping(ctx context.Context) error

@@ -35,6 +35,10 @@ type Settings struct {
 	Grace        time.Duration
 	ReadyTimeout time.Duration
 	Restart      supervisor.RestartPolicy
+
+	// TrustedProxies are front proxies (CIDR or address) whose
+	// X-Forwarded-Proto the LB passes on.
+	TrustedProxies []string
 }
 
 // Validate reports the first setting that cannot work. What --db means is
@@ -63,6 +67,9 @@ func (s Settings) Validate() error {
 	}
 	if _, err := s.RemoteAddrs(); err != nil {
 		return err
+	}
+	if _, err := proxy.ParseTrustedProxies(s.TrustedProxies); err != nil {
+		return fmt.Errorf("invalid --trusted-proxy: %w", err)
 	}
 	if s.DataDir == "" {
 		return errors.New("invalid --data-dir: empty")
@@ -186,21 +193,35 @@ const (
 	BackendListenFD = 3
 )
 
+// Files the supervisor makes in the run dir (0600, see supervisor.Config's
+// Secrets): the proxy secret the LB sends to every backend and the backends
+// check (package fwdauth), and the token of the LB's admin API. Children
+// get their paths, never their values.
+const (
+	ProxySecretName = "proxy-secret"
+	AdminTokenName  = "admin-token"
+)
+
+// lbUnset are variables of the supervisor's environment the LB must not
+// inherit: it never opens the store, and POSTERCTL_DB may carry a password.
+func lbUnset() []string { return []string{"POSTERCTL_DB"} }
+
 // Plan turns validated settings into the supervisor's configuration: the
 // children in start order, and what scale and `restart lb` need to make
 // more of them. The caller adds the Sink.
 func Plan(s Settings, r Run) supervisor.Config {
-	env := []string{"POSTERCTL_LOG_FORMAT=" + r.LogFormat, "POSTERCTL_LOG_LEVEL=" + r.LogLevel,
-		// Through the environment, not argv: every local user can read a
-		// process's arguments, and a PostgreSQL URL may carry a password.
-		"POSTERCTL_DB=" + s.DBPath()}
+	logEnv := []string{"POSTERCTL_LOG_FORMAT=" + r.LogFormat, "POSTERCTL_LOG_LEVEL=" + r.LogLevel}
+	// Through the environment, not argv: every local user can read a
+	// process's arguments, and a PostgreSQL URL may carry a password.
+	env := append(logEnv[:len(logEnv):len(logEnv)], "POSTERCTL_DB="+s.DBPath())
+	secret := filepath.Join(s.RunDir, ProxySecretName)
 	newBackend := func(name string, port int) supervisor.Spec {
 		addr := s.BackendAddr(port)
 		return supervisor.Spec{
 			Name: name,
 			Path: r.Exe,
 			Args: []string{"backend", "--port", strconv.Itoa(port), "--host", s.Host, "--name", name,
-				"--listen-fd", strconv.Itoa(BackendListenFD)},
+				"--listen-fd", strconv.Itoa(BackendListenFD), "--proxy-secret-file", secret},
 			// Bound by the supervisor and kept across restarts, so no other
 			// process can take the port while the backend restarts.
 			Listen:   []string{net.JoinHostPort(s.Host, strconv.Itoa(port))},
@@ -228,23 +249,30 @@ func Plan(s Settings, r Run) supervisor.Config {
 		Remote:       remote,
 		NewBackend:   newBackend,
 		BasePort:     s.BasePort,
+		Secrets:      []string{secret},
 	}
 	if !s.NoLB {
+		token := filepath.Join(s.RunDir, AdminTokenName)
 		lbArgs := func(backends []string) []string {
 			args := []string{"lb", "--port", strconv.Itoa(s.Port), "--health-port", strconv.Itoa(s.HealthPort),
 				"--listen-fd", strconv.Itoa(LBListenFD), "--health-listen-fd", strconv.Itoa(LBHealthListenFD),
-				"--drain-timeout", max(s.Grace, time.Millisecond).String()}
+				"--drain-timeout", max(s.Grace, time.Millisecond).String(),
+				"--proxy-secret-file", secret, "--admin-token-file", token}
+			for _, p := range s.TrustedProxies {
+				args = append(args, "--trusted-proxy", p)
+			}
 			for _, a := range backends {
 				args = append(args, "--backend", a)
 			}
 			return args
 		}
+		out.AdminTokenFile = token
 		out.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/health", s.HealthPort)
 		out.AdminURL = fmt.Sprintf("http://127.0.0.1:%d", s.HealthPort)
 		out.URL = "http://" + s.lbAddr() + "/"
 		out.LBArgs = lbArgs
 		specs = append(specs, supervisor.Spec{
-			Name: "lb", Path: r.Exe, Args: lbArgs(append(addrs, remote...)), Env: env,
+			Name: "lb", Path: r.Exe, Args: lbArgs(append(addrs, remote...)), Env: logEnv, Unset: lbUnset(),
 			Port: s.Port, Extra: []int{s.HealthPort},
 			// In fd order: LBListenFD, then LBHealthListenFD.
 			Listen:   []string{net.JoinHostPort(s.Listen, strconv.Itoa(s.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HealthPort))},

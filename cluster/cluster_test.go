@@ -81,6 +81,7 @@ func TestValidate(t *testing.T) {
 		"Collide":      {func(s *cluster.Settings) { s.HealthPort = 3002 }, "collides"},
 		"EmptyRunDir":  {func(s *cluster.Settings) { s.RunDir = "" }, "--run-dir"},
 		"Restart":      {func(s *cluster.Settings) { s.Restart.Limit = -1 }, "restart"},
+		"TrustedProxy": {func(s *cluster.Settings) { s.TrustedProxies = []string{"10.0.0.0/8", "nowhere"} }, `--trusted-proxy: "nowhere"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := settings()
@@ -101,12 +102,22 @@ func TestValidate(t *testing.T) {
 func TestPlan(t *testing.T) {
 	s := settings()
 	s.Remote = []string{"http://10.0.0.2:3001"}
+	s.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.1"}
 	c := cluster.Plan(s, cluster.Run{Exe: "/bin/posterctl", LogFormat: "json", LogLevel: "warn", Store: "shown"})
 	var names []string
 	for _, sp := range c.Specs {
 		names = append(names, sp.Name)
-		if sp.Path != "/bin/posterctl" || !slices.Contains(sp.Env, "POSTERCTL_LOG_LEVEL=warn") || !slices.Contains(sp.Env, "POSTERCTL_DB=/data/poster.db") {
-			t.Errorf("%s: path %q env %v", sp.Name, sp.Path, sp.Env)
+		// The LB never opens the store: it gets no POSTERCTL_DB, not even
+		// the supervisor's own.
+		isLB := sp.Name == "lb"
+		if sp.Path != "/bin/posterctl" || !slices.Contains(sp.Env, "POSTERCTL_LOG_LEVEL=warn") || slices.Contains(sp.Env, "POSTERCTL_DB=/data/poster.db") == isLB ||
+			slices.Contains(sp.Unset, "POSTERCTL_DB") != isLB {
+			t.Errorf("%s: path %q env %v unset %v", sp.Name, sp.Path, sp.Env, sp.Unset)
+		}
+		// Secrets go by path, in the run dir.
+		if args := strings.Join(sp.Args, " "); !strings.Contains(args, "--proxy-secret-file /run/proxy-secret") ||
+			strings.Contains(args, "--admin-token-file /run/admin-token") != isLB {
+			t.Errorf("%s: args %q", sp.Name, args)
 		}
 	}
 	if !slices.Equal(names, []string{"backend-1", "backend-2", "lb"}) {
@@ -127,6 +138,12 @@ func TestPlan(t *testing.T) {
 	if c.Store != "shown" || c.URL != "http://127.0.0.1:3000/" || c.AdminURL != "http://127.0.0.1:4000" ||
 		c.RunDir != "/run" || c.DataDir != "/data" || c.BasePort != 3001 || !slices.Equal(c.Remote, []string{"10.0.0.2:3001"}) {
 		t.Errorf("config %+v", c)
+	}
+	if args := strings.Join(lb.Args, " "); !strings.Contains(args, "--trusted-proxy 10.0.0.0/8 --trusted-proxy 192.0.2.1") {
+		t.Errorf("lb args %q lack the trusted proxies", args)
+	}
+	if !slices.Equal(c.Secrets, []string{"/run/proxy-secret"}) || c.AdminTokenFile != "/run/admin-token" {
+		t.Errorf("secrets %v, admin token %q", c.Secrets, c.AdminTokenFile)
 	}
 	c.Sink = supervisor.NewPrefixSink(io.Discard, false, c.ChildNames()) // the caller's part
 	if err := c.Validate(); err != nil {

@@ -12,16 +12,28 @@ import (
 
 // Client speaks to a balancer's health port.
 type Client struct {
-	base string // http://127.0.0.1:4000
-	http *http.Client
+	base  string // http://127.0.0.1:4000
+	http  *http.Client
+	token string // the admin API's bearer token
 }
+
+// Option changes a new Client.
+type Option func(*Client)
+
+// WithToken makes the client send the admin API's bearer token, which every
+// admin call needs; /health needs none.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // NewClient returns a client of the health port at base
 // ("http://127.0.0.1:4000"). Each call is bounded by timeout as well as by
 // its context.
-func NewClient(base string, timeout time.Duration) *Client {
-	return &Client{base: base, http: &http.Client{Timeout: timeout,
+func NewClient(base string, timeout time.Duration, opts ...Option) *Client {
+	c := &Client{base: base, http: &http.Client{Timeout: timeout,
 		Transport: &http.Transport{DisableKeepAlives: true}}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Close releases the client's connections. It is safe on a nil client.
@@ -131,6 +143,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

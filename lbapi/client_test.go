@@ -99,3 +99,38 @@ func TestClient(t *testing.T) {
 		}
 	})
 }
+
+// TestClientToken: WithToken's token goes with every admin call as a bearer
+// token, and a client without one sends no Authorization header.
+func TestClientToken(t *testing.T) {
+	got := make(chan string, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Authorization")
+		_ = json.NewEncoder(w).Encode(AdminBackend{Address: "127.0.0.1:1"})
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	with := NewClient(srv.URL, 5*time.Second, WithToken("tok-123"))
+	t.Cleanup(with.Close)
+	for _, call := range []func() error{
+		func() error { _, err := with.List(ctx); return err },
+		func() error { return with.Set(ctx, []string{"127.0.0.1:1"}) },
+		func() error { return with.Drain(ctx, "127.0.0.1:1") },
+		func() error { return with.Enable(ctx, "127.0.0.1:1") },
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+		if a := <-got; a != "Bearer tok-123" {
+			t.Fatalf("Authorization = %q", a)
+		}
+	}
+	without := NewClient(srv.URL, 5*time.Second)
+	t.Cleanup(without.Close)
+	if err := without.Drain(ctx, "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-got; a != "" {
+		t.Fatalf("Authorization without a token = %q", a)
+	}
+}

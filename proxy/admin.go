@@ -7,13 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
+	"github.com/posterctl/posterctl/fwdauth"
 	"github.com/posterctl/posterctl/lbapi"
 )
 
 // The admin API lives on the health port only (loopback by default), never
-// on the public one. It is how the supervisor drains a backend before a
+// on the public one, and wants the admin token (adminGuard). It is how the supervisor drains a backend before a
 // restart and changes the set when it scales.
 //
 //	GET  /admin/backends                  the set, removed ones still draining last
@@ -57,23 +59,34 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	})))
 }
 
-// adminGuard keeps the admin API to local programs. The health port is on
-// loopback by default, but may be bound wider for the dashboard; a browser
-// on this machine may visit a hostile page, which could post to loopback
-// (a cross-origin request) or reach it under its own name (DNS rebinding).
+// adminGuard keeps the admin API to the cluster's owner. Loopback is no
+// authentication (any local user can connect), so every call must carry the
+// admin token, which only the owner can read (a 0600 file in the run dir):
+// without it, 401 and nothing changes. A balancer started without a token
+// has its admin API disabled. The health port may be bound wider for the
+// dashboard, so calls must also come from loopback; and a browser on this
+// machine may visit a hostile page, which could post to loopback (a
+// cross-origin request): the Host check is hostGuard's, for every route.
 func (s *Server) adminGuard(next http.Handler) http.Handler {
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "cross-origin request to the admin API refused")
 	}))
 	guarded := cop.Handler(next)
+	token := s.cfg.AdminToken
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackAddr(r.RemoteAddr) {
 			writeJSONError(w, http.StatusForbidden, "the admin API answers only on loopback")
 			return
 		}
-		if !localHost(r.Host) {
-			writeJSONError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: use 127.0.0.1 or localhost", r.Host))
+		if token == "" {
+			writeJSONError(w, http.StatusForbidden, "the admin API is disabled: start the load balancer with --admin-token-file")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !fwdauth.Match(got, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="posterctl admin"`)
+			writeJSONError(w, http.StatusUnauthorized, "admin token missing or wrong: send Authorization: Bearer <the token in the run dir's admin-token file>")
 			return
 		}
 		guarded.ServeHTTP(w, r)
@@ -89,14 +102,40 @@ func loopbackAddr(hostport string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// localHost accepts a Host header naming this machine by address or as
-// localhost; any other name may be an attacker's rebound DNS name.
-func localHost(h string) bool {
+// hostGuard answers 403 to a request whose Host is not this machine: a
+// hostile page can rebind its own DNS name to 127.0.0.1 and then read the
+// health port's answers as same-origin. A name is accepted only when it is
+// localhost; an address only when it is loopback or the one the request
+// arrived on (an IP address cannot be rebound), so a dashboard on a health
+// port bound wider still answers under its address.
+func hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host, r) {
+			writeJSONError(w, http.StatusForbidden, fmt.Sprintf("host %q refused: use 127.0.0.1 or localhost", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func localHost(h string, r *http.Request) bool {
 	if host, _, err := net.SplitHostPort(h); err == nil {
 		h = host
 	}
 	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
-	return net.ParseIP(h) != nil || strings.EqualFold(h, "localhost")
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return la != nil && peerAddr(la) == ip
 }
 
 func (s *Server) serveAdminBackends(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/posterctl/posterctl/lbapi"
@@ -24,6 +25,14 @@ type Config struct {
 	// Backends as given by the user: host:port or http://host:port, either
 	// one after NAME= to give the backend a name.
 	Backends []string
+
+	// Trust (see trust.go). ProxySecret, when set, goes to every backend in
+	// the fwdauth.Header header. AdminToken is the bearer token the admin
+	// API wants; empty disables the admin API. TrustedProxies are the peers
+	// whose X-Forwarded-Proto is passed on.
+	ProxySecret    string
+	AdminToken     string
+	TrustedProxies []netip.Prefix
 
 	DialTimeout           time.Duration // 1 s
 	ResponseHeaderTimeout time.Duration // 30 s: after that, 504
@@ -105,6 +114,9 @@ func (c *Config) Validate() ([]lbapi.BackendRef, error) {
 	}
 	refs, err := checkSet(refs)
 	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.validateTrust(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.HealthFailThreshold < 1 || c.HealthPassThreshold < 1 {

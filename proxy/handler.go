@@ -28,6 +28,7 @@ type Proxy struct {
 	metrics  *metrics
 	log      zerolog.Logger
 	onChange func(*Backend, Transition, error, string)
+	trust    trust
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -44,6 +45,7 @@ func newProxy(cfg *Config, set *backendSet, m *metrics, logger zerolog.Logger, o
 		metrics:  m,
 		log:      logger,
 		onChange: onChange,
+		trust:    newTrust(cfg),
 		idPrefix: hex.EncodeToString(seed[:]) + "-",
 	}
 	return p

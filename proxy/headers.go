@@ -26,8 +26,10 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 	}
 	out.Header.SetNoDefaultContentType(true)
 	var scratch [256]byte
-	setForwarded(&out.Header, in, x.ctx.RemoteAddr(), scratch[:0])
+	remote := x.ctx.RemoteAddr()
+	setForwarded(&out.Header, in, remote, p.trust.proto(in, remote), scratch[:0])
 	out.Header.Set("X-Request-Id", x.id)
+	p.trust.setSecret(&out.Header)
 }
 
 // hopByHop lists the headers that concern one connection only (RFC 9110
@@ -94,15 +96,16 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 	}
 }
 
-// setForwarded sets X-Forwarded-For (appended to the client's list),
-// X-Forwarded-Host, X-Forwarded-Proto and an RFC 7239 Forwarded element
-// (appended to earlier ones). buf is scratch space, returned for reuse.
-func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, buf []byte) []byte {
+// setForwarded sets X-Forwarded-For (the client's list with the direct peer
+// appended, so the last entry is always the one this balancer saw),
+// X-Forwarded-Host, X-Forwarded-Proto (proto, see trust.proto) and an RFC 7239
+// Forwarded element (appended to earlier ones). buf is scratch space,
+// returned for reuse.
+func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string, buf []byte) []byte {
 	var ipBuf [64]byte
 	ip := ipBuf[:0]
 	v6 := false
-	if ta, ok := remote.(*net.TCPAddr); ok {
-		a := ta.AddrPort().Addr().Unmap()
+	if a := peerAddr(remote); a.IsValid() {
 		ip = a.AppendTo(ip)
 		v6 = a.Is6()
 	}
@@ -121,7 +124,7 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, buf []byte) 
 	buf = append(buf, ip...)
 	out.SetBytesV("X-Forwarded-For", buf)
 	out.SetBytesV("X-Forwarded-Host", host)
-	out.Set("X-Forwarded-Proto", "http")
+	out.Set("X-Forwarded-Proto", proto)
 
 	buf = buf[:0]
 	for _, v := range in.PeekAll("Forwarded") {
@@ -140,7 +143,8 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, buf []byte) 
 		buf = append(buf, ";host="...)
 		buf = appendQuoted(buf, host)
 	}
-	buf = append(buf, ";proto=http"...)
+	buf = append(buf, ";proto="...)
+	buf = append(buf, proto...)
 	out.SetBytesV("Forwarded", buf)
 	return buf
 }

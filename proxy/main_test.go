@@ -92,6 +92,9 @@ func startLB(t testing.TB, cfg Config, backends ...string) (*Server, *logBuffer)
 	logs := &logBuffer{}
 	cfg.Listen, cfg.HealthListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Backends = backends
+	if cfg.AdminToken == "" {
+		cfg.AdminToken = testAdminToken
+	}
 	s, err := NewServer(cfg, zerolog.New(logs), nil)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
@@ -153,7 +156,27 @@ func deadAddr(t testing.TB) string {
 func newClient(t testing.TB) *http.Client {
 	tr := &http.Transport{DisableCompression: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	return &http.Client{Transport: adminAuth{tr}, Timeout: 10 * time.Second}
+}
+
+// testAdminToken is the admin token of startLB's balancers; newClient's
+// clients send it on /admin paths unless the request carries its own
+// Authorization header.
+const testAdminToken = "test-admin-token-0123456789abcdef"
+
+type adminAuth struct{ rt http.RoundTripper }
+
+func (a adminAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasPrefix(r.URL.Path, "/admin") {
+		if _, set := r.Header["Authorization"]; !set {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+testAdminToken)
+		} else if r.Header.Get("Authorization") == "" {
+			r = r.Clone(r.Context())
+			r.Header.Del("Authorization") // an empty one asks for none
+		}
+	}
+	return a.rt.RoundTrip(r)
 }
 
 // dialLB opens a raw connection to the balancer, with a 10 s deadline so a

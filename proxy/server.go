@@ -128,7 +128,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.adminRoutes(mux)
 	s.dashboardRoutes(mux)
 	s.healthSrv = &http.Server{
-		Handler:           mux,
+		Handler:           hostGuard(mux),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.ClientIdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,

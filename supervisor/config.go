@@ -32,6 +32,11 @@ type Config struct {
 	// through which restart and scale drain and add backends; empty
 	// without an LB.
 	AdminURL string
+	// Secrets are files (in the run dir) that hold a random token each,
+	// made at start if missing (secrets.go); AdminTokenFile is the LB's
+	// admin token, sent with every admin call.
+	Secrets        []string
+	AdminTokenFile string
 	// LBArgs gives the LB's arguments for a backend set (NAME=host:port for
 	// local ones, first; host:port for remote ones), so an LB started after
 	// a scale has the current set.

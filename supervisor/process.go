@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,6 +21,9 @@ type Spec struct {
 	Args []string // without the program name
 	Env  []string // added to the supervisor's environment
 	Port int      // the port status shows; checked free before each start
+	// Unset names variables of the supervisor's environment the child must
+	// not inherit (the LB gets no POSTERCTL_DB, which may hold a password).
+	Unset []string
 	// Addr is the backend's address as the LB knows it (host:port); status
 	// takes the child's health from the LB's entry for it. Empty for a
 	// child the LB does not balance over.
@@ -65,7 +70,7 @@ func startProcess(sp *spawner, spec Spec, sink LineSink, files []*os.File) (*Pro
 		return nil, fmt.Errorf("start %s: pipe: %w", spec.Name, err)
 	}
 	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = append(os.Environ(), spec.Env...)
+	cmd.Env = append(withoutVars(os.Environ(), spec.Unset), spec.Env...)
 	// One pipe for both streams keeps a child's lines in the order written.
 	cmd.Stdout, cmd.Stderr = w, w
 	if cmd.SysProcAttr, err = childAttr(); err != nil {
@@ -192,4 +197,15 @@ func (p *Process) Kill() {
 		<-p.done
 	}
 	<-p.readerDone
+}
+
+// withoutVars is env without the variables named in names.
+func withoutVars(env, names []string) []string {
+	if len(names) == 0 {
+		return env
+	}
+	return slices.DeleteFunc(env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(names, name)
+	})
 }

@@ -81,7 +81,7 @@ func (s *Supervisor) admin() *lbapi.Client {
 	if s.cfg.AdminURL == "" {
 		return nil
 	}
-	return lbapi.NewClient(s.cfg.AdminURL, 5*time.Second)
+	return lbapi.NewClient(s.cfg.AdminURL, 5*time.Second, lbapi.WithToken(s.adminToken))
 }
 
 func (s *Supervisor) restartBackend(admin *lbapi.Client, c *child, grace time.Duration, say Say) error {

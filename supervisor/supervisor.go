@@ -37,6 +37,9 @@ type Supervisor struct {
 	mu       sync.Mutex    // guards children, which Start fills while status may read
 	children []*child      // in Specs order
 	health   *lbapi.Client // the LB's /health; nil without an LB
+	// adminToken is the LB admin API's bearer token, read from
+	// cfg.AdminTokenFile at Start.
+	adminToken string
 
 	ctx    context.Context // ends at Close; stops the sampler
 	cancel context.CancelFunc
@@ -95,6 +98,9 @@ func New(cfg Config, log zerolog.Logger) (*Supervisor, error) {
 // called. Cancelling ctx aborts the start-up.
 func (s *Supervisor) Start(ctx context.Context) error {
 	if err := s.claimRunDir(ctx); err != nil {
+		return err
+	}
+	if err := s.ensureSecrets(); err != nil {
 		return err
 	}
 	var err error

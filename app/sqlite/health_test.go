@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -220,6 +221,12 @@ func testDeleted(t *testing.T, suffixes []string) {
 
 	if check := rawQuery[string](t, path, `PRAGMA quick_check`); check != "ok" {
 		t.Fatalf("quick_check of the restored file: %s", check)
+	}
+	// The restored file is as private as the one it replaces (perm.go).
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("restored file is mode %04o, want no access for others", fi.Mode().Perm())
 	}
 	if id := rawQuery[string](t, path, `SELECT store_id FROM store_meta`); id != idBefore {
 		t.Fatalf("store id at the path %q, want %q", id, idBefore)

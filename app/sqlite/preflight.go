@@ -37,10 +37,10 @@ func Preflight(path string) error {
 	return db.Close()
 }
 
-// checkDir makes the data dir as Open does and proves it writable: SQLite
+// checkDir makes the data dir as Open does (0700) and proves it writable: SQLite
 // needs to create the -wal and -shm files next to the database.
 func checkDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return dirError(dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".posterctl-preflight-*")
@@ -131,6 +131,23 @@ func plainOpenError(path string, err error) error {
 			// the store failed to open, so it holds none.
 			f.Close()
 		}
+	}
+	return err
+}
+
+// plainFileError is plainOpenError for what prepareFiles meets before the
+// driver is involved: a read-only data dir, a file that cannot be opened
+// for writing. Other errors stay as they are.
+func plainFileError(path string, err error) error {
+	if !errors.Is(err, syscall.EROFS) && !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	if derr := checkDir(filepath.Dir(path)); derr != nil {
+		return derr
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return fmt.Errorf("%s is read-only", path)
 	}
 	return err
 }

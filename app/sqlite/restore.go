@@ -63,6 +63,13 @@ func (db *DB) copyInto(ctx context.Context, side *sql.DB) error {
 		os.Remove(tmp)
 		return fmt.Errorf("copy: %w", storeErr("vacuum into", err))
 	}
+	// VACUUM INTO creates its file with SQLite's default mode, readable by
+	// others; the store's files are the owner's alone (perm.go), and SQLite
+	// gives the -wal and -shm the main file's mode.
+	if err := os.Chmod(tmp, fileMode); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	if err := syncPath(tmp); err != nil {
 		os.Remove(tmp)
 		return err

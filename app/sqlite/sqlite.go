@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -54,6 +52,8 @@ type DB struct {
 	read readPool
 	g    atomic.Pointer[gen]
 	w    watch
+
+	tightened []string // what Open changed about file modes; see Tightened
 }
 
 // NewDB returns a store for the file at path; call Open before use.
@@ -61,8 +61,9 @@ func NewDB(path string) *DB {
 	return &DB{Path: path, Now: time.Now}
 }
 
-// Open creates the parent directory, opens both pools and applies the
-// embedded migrations that are not applied yet.
+// Open creates the parent directory and the file, private to the owner (see
+// prepareFiles), opens both pools and applies the embedded migrations that
+// are not applied yet.
 func (db *DB) Open() (err error) {
 	if db.Path == "" {
 		return errors.New("open store: database path is empty")
@@ -70,10 +71,9 @@ func (db *DB) Open() (err error) {
 	if strings.ContainsRune(db.Path, '?') {
 		return fmt.Errorf("open store: database path %q must not contain '?'", db.Path)
 	}
-	if dir := filepath.Dir(db.Path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("open store: create directory: %w", err)
-		}
+	db.tightened = nil
+	if err := db.prepareFiles(); err != nil {
+		return plainFileError(db.Path, err)
 	}
 	g, err := db.openGen(context.Background())
 	if err != nil {

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("Shared", func(t *testing.T) { testShared(t, open) })
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open) })
 	t.Run("ConcurrentSameKey", func(t *testing.T) { testConcurrentSameKey(t, open) })
+	t.Run("Rate", func(t *testing.T) { testRate(t, open) })
 }
 
 // Clock is a settable time source, safe for concurrent use.

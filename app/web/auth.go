@@ -23,6 +23,9 @@ type credentials struct {
 }
 
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if s.limitAttempt(w, r) {
+		return
+	}
 	var in credentials
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.Error(w, r, err)
@@ -50,15 +53,22 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if s.limitAttempt(w, r) {
+		return
+	}
 	var in credentials
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.Error(w, r, err)
+		return
+	}
+	if s.limitLogin(w, r, in.Username) {
 		return
 	}
 	denied := app.Errorf(app.EUNAUTHORIZED, "invalid username or password")
 	u, hash, err := s.Store.FindCredentials(r.Context(), in.Username)
 	if app.ErrorCode(err) == app.ENOTFOUND {
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(in.Password))
+		s.loginFailed(r, in.Username)
 		s.Error(w, r, denied)
 		return
 	} else if err != nil {
@@ -66,9 +76,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(in.Password)) != nil {
+		s.loginFailed(r, in.Username)
 		s.Error(w, r, denied)
 		return
 	}
+	s.loginSucceeded(r, in.Username)
 
 	token := make([]byte, tokenBytes)
 	rand.Read(token) // never fails; it panics on an unusable system source
@@ -163,9 +175,4 @@ func sessionTokenHash(r *http.Request) ([]byte, bool) {
 func hashToken(token []byte) []byte {
 	sum := sha256.Sum256(token)
 	return sum[:]
-}
-
-// isHTTPS reports whether the client reached the load balancer over TLS.
-func isHTTPS(r *http.Request) bool {
-	return r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https"
 }

@@ -49,6 +49,14 @@ type Server struct {
 	// A store with another id makes /healthz answer 503, so the load
 	// balancer never puts this backend in rotation. Empty: any store.
 	ExpectStoreID string
+	// ProxySecret is the secret the cluster's load balancer sends in the
+	// fwdauth.Header header. Only requests carrying it have their
+	// X-Forwarded-For and X-Forwarded-Proto believed; when it is empty,
+	// nobody's are.
+	ProxySecret string
+	// Limits are the login and register rate limits; zero fields take
+	// DefaultLimits' values.
+	Limits Limits
 
 	ln      net.Listener
 	srv     *http.Server
@@ -161,6 +169,7 @@ func (s *Server) Handler() http.Handler {
 	h = hlog.AccessHandler(s.logRequest)(h)
 	h = requestID(h)
 	h = hlog.NewHandler(s.Log)(h)
+	h = s.forwarded(h)
 	name := s.Name
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", name)
@@ -196,6 +205,7 @@ func (s *Server) logRequest(r *http.Request, status, size int, d time.Duration) 
 		Int("size", size).
 		Dur("duration", d).
 		Str("remote", r.RemoteAddr).
+		Stringer("client", peerOf(r).addr).
 		Msg("request")
 }
 

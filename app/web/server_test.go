@@ -52,7 +52,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with a chance to configure the server before its
+// handler is made.
+func newEnvWith(t *testing.T, configure func(*web.Server, *sqlite.DB)) *env {
 	t.Helper()
 	db := sqlite.NewDB(filepath.Join(t.TempDir(), "poster.db"))
 	if err := db.Open(); err != nil {
@@ -61,6 +65,9 @@ func newEnv(t *testing.T) *env {
 	buf := &syncBuffer{}
 	srv := web.NewServer(db, "backend-test", zerolog.New(buf))
 	srv.BcryptCost = bcrypt.MinCost
+	if configure != nil {
+		configure(srv, db)
+	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		ts.Close()

@@ -37,7 +37,12 @@ func (downStore) CreatePost(context.Context, *app.Post, string) (*app.Post, bool
 func (downStore) FindPosts(context.Context, app.PostFilter) ([]*app.Post, error) {
 	return nil, errDown
 }
-func (downStore) Close() error { return nil }
+func (downStore) HitRate(context.Context, string, time.Duration) (app.Rate, error) {
+	return app.Rate{}, errDown
+}
+func (downStore) PeekRate(context.Context, string) (app.Rate, error) { return app.Rate{}, errDown }
+func (downStore) ResetRate(context.Context, string) error            { return errDown }
+func (downStore) Close() error                                       { return nil }
 
 // TestStoreUnavailable: every request that needs the store answers 503 JSON
 // with Retry-After and the store's reason, and /healthz names the cause;

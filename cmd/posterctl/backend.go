@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/app/web"
+	"github.com/posterctl/posterctl/fwdauth"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,6 +28,10 @@ type backendConfig struct {
 	// ListenFD is an inherited listening socket to serve on (0: bind
 	// --host and --port here); see listenBackend.
 	ListenFD int
+	// ProxySecretFile holds the secret the cluster's LB sends; proxySecret
+	// is its value, read by resolve.
+	ProxySecretFile string
+	proxySecret     string
 }
 
 // resolve applies the positional PORT and the defaults that depend on other
@@ -55,7 +60,17 @@ func (cfg *backendConfig) resolve(c *cli.Context) error {
 	if cfg.Name == "" {
 		cfg.Name = fmt.Sprintf("backend-%d", cfg.Port)
 	}
-	return cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.ProxySecretFile != "" {
+		s, err := fwdauth.ReadFile(cfg.ProxySecretFile)
+		if err != nil {
+			return fmt.Errorf("--proxy-secret-file: %w", err)
+		}
+		cfg.proxySecret = s
+	}
+	return nil
 }
 
 // Validate reports the first setting that cannot work.
@@ -109,6 +124,7 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 			&cli.StringFlag{Name: "db", Value: "./data/poster.db", EnvVars: []string{"POSTERCTL_DB"}, Usage: "store shared by all backends: a SQLite file (its directory is created) or postgres://user:password@host:5432/db", Destination: &cfg.DB},
 			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
 			&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket (it must be bound to --port) instead of binding --port", Destination: &cfg.ListenFD},
+			&cli.StringFlag{Name: "proxy-secret-file", Usage: "file (mode 0600) with the cluster's proxy secret: X-Forwarded-For and -Proto are believed only from requests carrying it (without it, from nobody)", Destination: &cfg.ProxySecretFile},
 		},
 		Action: func(c *cli.Context) error {
 			if err := cfg.resolve(c); err != nil {
@@ -139,6 +155,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	defer db.Close()
 
 	srv := web.NewServer(db, cfg.Name, log)
+	srv.ProxySecret = cfg.proxySecret
 	if err := listenBackend(srv, cfg); err != nil {
 		return cli.Exit("backend: "+err.Error(), 1)
 	}
@@ -147,7 +164,14 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 		Int("pid", os.Getpid()).
 		Str("db", redactDB(cfg.DB)).
 		Str("url", srv.URL()).
+		Bool("proxy_secret", cfg.proxySecret != "").
 		Msg("backend listening")
+	// Said once the port is ours, so that a start that fails is one line.
+	if t, ok := db.(interface{ Tightened() []string }); ok {
+		for _, line := range t.Tightened() {
+			log.Warn().Msg(line)
+		}
+	}
 
 	<-ctx.Done()
 	stop()

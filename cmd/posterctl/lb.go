@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/posterctl/posterctl/fwdauth"
 	"github.com/posterctl/posterctl/proxy"
 )
 
@@ -31,6 +32,11 @@ type lbConfig struct {
 	// generations of the balancer share one accept queue during a restart.
 	ListenFD       int
 	HealthListenFD int
+	// Trust: files holding the proxy secret and the admin token (paths, so
+	// that the values never appear in argv), and front proxies.
+	ProxySecretFile string
+	AdminTokenFile  string
+	TrustedProxies  cli.StringSlice
 }
 
 func lbFlags(cfg *lbConfig) []cli.Flag {
@@ -43,6 +49,9 @@ func lbFlags(cfg *lbConfig) []cli.Flag {
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "how long a stop waits for in-flight requests", Value: 30 * time.Second, Destination: &cfg.DrainTimeout},
 		&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket instead of binding --port", Destination: &cfg.ListenFD},
 		&cli.IntFlag{Name: "health-listen-fd", Usage: "serve the health port on this inherited listening socket instead of binding --health-port", Destination: &cfg.HealthListenFD},
+		&cli.StringFlag{Name: "proxy-secret-file", Usage: "file (mode 0600) with the secret sent to every backend, which then believes X-Forwarded-For and -Proto (up makes it in the run dir)", Destination: &cfg.ProxySecretFile},
+		&cli.StringFlag{Name: "admin-token-file", Usage: "file (mode 0600) with the bearer token the admin API wants; without it the admin API is disabled", Destination: &cfg.AdminTokenFile},
+		&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR or address of a front proxy whose X-Forwarded-Proto is passed on (repeat for each)", Destination: &cfg.TrustedProxies},
 	}
 }
 
@@ -83,11 +92,33 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 		ListenFD:       c.ListenFD,
 		HealthListenFD: c.HealthListenFD,
 	}
+	if err := c.trust(&cfg); err != nil {
+		return proxy.Config{}, err
+	}
 	cfg.SetDefaults()
 	if _, err := cfg.Validate(); err != nil {
 		return proxy.Config{}, err
 	}
 	return cfg, nil
+}
+
+// trust reads the secret files and the trusted proxies into cfg.
+func (c *lbConfig) trust(cfg *proxy.Config) error {
+	var err error
+	if c.ProxySecretFile != "" {
+		if cfg.ProxySecret, err = fwdauth.ReadFile(c.ProxySecretFile); err != nil {
+			return fmt.Errorf("--proxy-secret-file: %w", err)
+		}
+	}
+	if c.AdminTokenFile != "" {
+		if cfg.AdminToken, err = fwdauth.ReadFile(c.AdminTokenFile); err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+	}
+	if cfg.TrustedProxies, err = proxy.ParseTrustedProxies(c.TrustedProxies.Value()); err != nil {
+		return fmt.Errorf("--trusted-proxy %w", err)
+	}
+	return nil
 }
 
 // overlap reports whether listening on both hosts with one port collides:
@@ -158,7 +189,11 @@ func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger ze
 	}
 	logger.Info().Str("addr", srv.Addr()).Str("health_addr", srv.HealthAddr()).
 		Int("listen_fd", cfg.ListenFD).Int("health_listen_fd", cfg.HealthListenFD).Int("pid", os.Getpid()).
-		Strs("backends", addrs).Msg("load balancer ready")
+		Strs("backends", addrs).Bool("proxy_secret", cfg.ProxySecret != "").Bool("admin_api", cfg.AdminToken != "").
+		Msg("load balancer ready")
+	if cfg.AdminToken == "" {
+		logger.Warn().Msg("the admin API is disabled: no --admin-token-file")
+	}
 
 	<-ctx.Done()
 	// From here a second signal takes the default action and ends the

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,9 +90,18 @@ func port(t *testing.T, hostport string) int {
 // Every child command line the plan makes parses with the real commands
 // into exactly the settings it was made from.
 func TestPlanParsesWithRealCommands(t *testing.T) {
+	// The children read the secret files the supervisor makes in the run
+	// dir when they parse their flags.
+	runDir := t.TempDir()
+	secrets := map[string]string{cluster.ProxySecretName: "proxy-secret-0123456789abcdef", cluster.AdminTokenName: "admin-token-0123456789abcdef"}
+	for name, v := range secrets {
+		if err := os.WriteFile(filepath.Join(runDir, name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	base := func() cluster.Settings {
 		return cluster.Settings{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "/data", Host: "127.0.0.1",
-			RunDir: "/run", Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second, Restart: supervisor.DefaultRestartPolicy()}
+			RunDir: runDir, Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second, Restart: supervisor.DefaultRestartPolicy()}
 	}
 	dsn := "postgres://poster:s3cr3t@db.internal:5432/poster"
 	cases := map[string]struct {
@@ -120,6 +132,7 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			s := base()
+			s.TrustedProxies = []string{"10.0.0.0/8"}
 			tc.edit(&s)
 			if err := s.Validate(); err != nil {
 				t.Fatal(err)
@@ -134,10 +147,17 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 				}
 				if b := got.backend; b != nil {
 					checkBackend(t, s, spec, b, tc.wantDB)
+					if b.proxySecret != secrets[cluster.ProxySecretName] {
+						t.Errorf("%s: proxy secret %q", spec.Name, b.proxySecret)
+					}
 					backendAddrs = append(backendAddrs, spec.Name+"="+spec.Addr)
 					continue
 				}
 				lbs++
+				if got.lb.ProxySecret != secrets[cluster.ProxySecretName] || got.lb.AdminToken != secrets[cluster.AdminTokenName] ||
+					!slices.Equal(got.lb.TrustedProxies, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}) {
+					t.Errorf("lb: proxy secret %q, admin token %q, trusted %v", got.lb.ProxySecret, got.lb.AdminToken, got.lb.TrustedProxies)
+				}
 				checkLB(t, s, spec, got, append(slices.Clone(backendAddrs), tc.wantRemote...), tc.wantDrain)
 				if spec.Stage <= 0 {
 					t.Errorf("lb stage %d: it must start after the backends", spec.Stage)

@@ -16,6 +16,7 @@ import (
 type upConfig struct {
 	cluster.Settings
 	remote    cli.StringSlice // becomes Settings.Remote once parsed
+	trusted   cli.StringSlice // becomes Settings.TrustedProxies
 	Detach    bool
 	Config    string
 	supervise bool // this process is the detached supervisor
@@ -37,6 +38,7 @@ func upFlags(cfg *upConfig) []cli.Flag {
 		altsrc.NewStringFlag(&cli.StringFlag{Name: "host", Value: "127.0.0.1", Usage: "address the backends listen on (0.0.0.0 to serve a load balancer on another machine)", Destination: &cfg.Host}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: "no-lb", Usage: "run backends only, for a load balancer on another machine", Destination: &cfg.NoLB}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "remote-backend", Usage: "host:port of a backend on another machine for the load balancer (repeat for each)", Destination: &cfg.remote}),
+		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR or address of a front proxy (TLS terminator) whose X-Forwarded-Proto the load balancer passes on (repeat for each)", Destination: &cfg.trusted}),
 		altsrc.NewStringFlag(runDirFlag(&cfg.RunDir)),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "on stop, how long children may drain before SIGKILL", Destination: &cfg.Grace}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "ready-timeout", Value: 30 * time.Second, Usage: "how long one start of a child may take to answer its health check", Destination: &cfg.ReadyTimeout}),
@@ -84,6 +86,7 @@ func newUpCommand(run func(*cli.Context, *upConfig) error) *cli.Command {
 				return cli.Exit(fmt.Sprintf("up: unexpected arguments %q", c.Args().Slice()), 2)
 			}
 			cfg.Remote = cfg.remote.Value()
+			cfg.TrustedProxies = cfg.trusted.Value()
 			if err := cfg.Validate(); err != nil {
 				return cli.Exit("up: "+err.Error(), 2)
 			}

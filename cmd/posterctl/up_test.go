@@ -107,7 +107,7 @@ func TestUpConfig(t *testing.T) {
 			t.Fatalf("specs %+v health %q, want 3 backends and no LB", scfg.Specs, scfg.HealthURL)
 		}
 		b := scfg.Specs[2]
-		if got := strings.Join(b.Args, " "); got != "backend --port 3003 --host 0.0.0.0 --name backend-3 --listen-fd 3" || strings.Contains(got, "s3cr3t") {
+		if got := strings.Join(b.Args, " "); got != "backend --port 3003 --host 0.0.0.0 --name backend-3 --listen-fd 3 --proxy-secret-file "+filepath.Join(cfg.RunDir, cluster.ProxySecretName) || strings.Contains(got, "s3cr3t") {
 			t.Fatalf("backend args %q", got)
 		}
 		if !slices.Contains(b.Env, "POSTERCTL_DB="+dsn) {
@@ -183,14 +183,17 @@ func plan(cfg *upConfig) supervisor.Config {
 	return cluster.Plan(cfg.Settings, cluster.Run{Exe: "/bin/posterctl", LogFormat: "json", LogLevel: "info", Store: redactDB(cfg.DBPath())})
 }
 
-// sameConfig compares two configs; the remote backends by value, since a
-// cli.StringSlice also records whether it was set.
+// sameConfig compares two configs; the remote backends and trusted proxies
+// by value, since a cli.StringSlice also records whether it was set.
 func sameConfig(a, b upConfig) bool {
-	if !slices.Equal(a.remote.Value(), b.remote.Value()) || !slices.Equal(a.Remote, b.Remote) {
+	if !slices.Equal(a.remote.Value(), b.remote.Value()) || !slices.Equal(a.Remote, b.Remote) ||
+		!slices.Equal(a.trusted.Value(), b.trusted.Value()) || !slices.Equal(a.TrustedProxies, b.TrustedProxies) {
 		return false
 	}
 	a.remote, b.remote = cli.StringSlice{}, cli.StringSlice{}
 	a.Remote, b.Remote = nil, nil
+	a.trusted, b.trusted = cli.StringSlice{}, cli.StringSlice{}
+	a.TrustedProxies, b.TrustedProxies = nil, nil
 	return reflect.DeepEqual(a, b)
 }
 
