@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/posterctl/posterctl/lbapi"
@@ -43,6 +44,18 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // 10 s
 	ClientIdleTimeout time.Duration // 120 s
 	MaxHeaderBytes    int           // 64 KiB
+	// BodyIdleTimeout cuts a request body, of any size, that sends no byte
+	// for this long: 408, and the backend's connection is closed.
+	BodyIdleTimeout time.Duration // 10 s, as ReadHeaderTimeout
+	// MaxConns caps the open client connections, MaxConnsPerClient those
+	// of one client address (negative: no per-client cap). Over either, a
+	// new connection gets 503 and is closed (see limits.go).
+	MaxConns          int // 10000
+	MaxConnsPerClient int // 256
+	// TrustedProxy reports whether a peer is a proxy whose X-Forwarded-For
+	// names the real client, which the per-client cap then counts instead.
+	// nil: no peer is.
+	TrustedProxy func(netip.Addr) bool
 
 	RetryAfter time.Duration // 1 s, sent with 503
 	// Answers slower than this are checked for a client that went away
@@ -80,6 +93,9 @@ func (c *Config) SetDefaults() {
 	setDur(&c.ReadHeaderTimeout, 10*time.Second)
 	setDur(&c.ClientIdleTimeout, 120*time.Second)
 	setInt(&c.MaxHeaderBytes, 64<<10)
+	setDur(&c.BodyIdleTimeout, c.ReadHeaderTimeout)
+	setInt(&c.MaxConns, 10000)
+	setInt(&c.MaxConnsPerClient, 256)
 	setDur(&c.RetryAfter, time.Second)
 	setDur(&c.ClientGoneCheckAfter, 50*time.Millisecond)
 }
@@ -114,6 +130,9 @@ func (c *Config) Validate() ([]string, error) {
 		}
 		seen[a] = true
 		addrs = append(addrs, a)
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("max conns %d: want at least 1", c.MaxConns))
 	}
 	if c.HealthFailThreshold < 1 || c.HealthPassThreshold < 1 {
 		errs = append(errs, errors.New("health thresholds must be at least 1"))

@@ -71,9 +71,9 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
-	if err := resp.Header.Read(c.br); err != nil {
+	if err := readFinalHeader(&resp.Header, c.br); err != nil {
 		c.conn.Close()
-		return nil, true, readError(err)
+		return nil, true, err
 	}
 	keep := !resp.Header.ConnectionClose()
 	// The client's connection is the server's business, not the backend's.
@@ -135,7 +135,8 @@ func (c *upConn) send() (writeErr, waitErr error) {
 // connection then counts as idle a little longer than it was, which only
 // retires it sooner.
 func (u *connPool) release(c *upConn, keep bool, now time.Time) {
-	if keep {
+	// Bytes past the response are out of step: never pooled.
+	if keep && c.br.Buffered() == 0 {
 		u.putAt(c, now)
 	} else {
 		c.conn.Close()
@@ -187,7 +188,7 @@ func (s *upstreamBody) close() {
 		return
 	}
 	s.closed = true
-	if s.done && s.keep {
+	if s.done && s.keep && s.c.br.Buffered() == 0 {
 		s.u.put(s.c)
 	} else {
 		s.c.conn.Close()

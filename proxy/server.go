@@ -46,6 +46,7 @@ type Server struct {
 	metrics *metrics
 	proxy   *Proxy
 	checker *HealthChecker
+	limits  *connLimiter
 	events  *eventLog
 	pid     int
 	started time.Time
@@ -93,6 +94,8 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.metrics = newMetrics(s.everyBackend)
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
+	s.limits = newConnLimiter(&s.cfg, logger)
+	s.proxy.limits = s.limits
 	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
 
 	s.srv = &fasthttp.Server{
@@ -115,6 +118,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 		NoDefaultDate:         true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
+		ErrorHandler:          serverReadError,
 		Logger:                fasthttpLogger{logger},
 	}
 	mux := http.NewServeMux()
@@ -184,7 +188,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(sockio.Listener{Listener: ln}); err != nil {
+		if err := s.srv.Serve(sockio.Listener{Listener: limitListener{ln, s.limits}}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()
@@ -248,6 +252,7 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}()
 		wg.Wait()
+		s.limits.wait()
 		s.bgCancel()
 		s.wg.Wait()
 		s.checker.Close()
