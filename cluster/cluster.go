@@ -34,6 +34,10 @@ type Settings struct {
 	Grace        time.Duration
 	ReadyTimeout time.Duration
 	Restart      supervisor.RestartPolicy
+	// The LB's connection caps, as its --max-conns (0: the LB's default)
+	// and --per-client-max-conns (0: no per-client cap).
+	MaxConns          int
+	PerClientMaxConns int
 }
 
 // Validate reports the first setting that cannot work. What --db means is
@@ -48,6 +52,10 @@ func (s Settings) Validate() error {
 		return errors.New("invalid --backends 0 with --no-lb: there would be nothing to run")
 	case s.Backends == 0 && len(s.Remote) == 0:
 		return errors.New("invalid --backends 0: give at least one --remote-backend, or run local backends")
+	case s.MaxConns < 0:
+		return fmt.Errorf("invalid --max-conns %d: want at least 1", s.MaxConns)
+	case s.PerClientMaxConns < 0:
+		return fmt.Errorf("invalid --per-client-max-conns %d: want 0 (no limit) or more", s.PerClientMaxConns)
 	case s.Backends+len(s.Remote) > lbapi.MaxBackends:
 		return fmt.Errorf("%d local and %d remote backends: the load balancer takes at most %d", s.Backends, len(s.Remote), lbapi.MaxBackends)
 	}
@@ -211,7 +219,11 @@ func Plan(s Settings, r Run) supervisor.Config {
 		lbArgs := func(backends []string) []string {
 			args := []string{"lb", "--port", strconv.Itoa(s.Port), "--health-port", strconv.Itoa(s.HealthPort),
 				"--listen-fd", strconv.Itoa(LBListenFD), "--health-listen-fd", strconv.Itoa(LBHealthListenFD),
-				"--drain-timeout", max(s.Grace, time.Millisecond).String()}
+				"--drain-timeout", max(s.Grace, time.Millisecond).String(),
+				"--per-client-max-conns", strconv.Itoa(s.PerClientMaxConns)}
+			if s.MaxConns > 0 {
+				args = append(args, "--max-conns", strconv.Itoa(s.MaxConns))
+			}
 			for _, a := range backends {
 				args = append(args, "--backend", a)
 			}
