@@ -48,10 +48,27 @@ func upgradeHasBody(h *fasthttp.RequestHeader) bool {
 	return n > 0 || n == -1
 }
 
-// headerNamesValid reports whether every header name is a token.
+// headerNamesValid reports whether every header name, as the client sent
+// it, is a token. It scans the raw header section: cheaper than visiting
+// the parsed headers (which formats cookies), and it sees the names the
+// parser keeps to itself (Host, Content-Length) exactly as they came.
 func headerNamesValid(h *fasthttp.RequestHeader) bool {
-	for k := range h.All() {
-		if !isToken(k) {
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 || !isToken(line[:colon]) {
 			return false
 		}
 	}

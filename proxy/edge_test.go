@@ -46,6 +46,7 @@ func TestRefusedRequests(t *testing.T) {
 	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, hostport(be))
 	for _, tc := range []struct{ name, req string }{
 		{"SpaceInHeaderName", "POST / HTTP/1.1\r\nHost: x\r\nContent Length: 47\r\nContent-Length: 0\r\n\r\n"},
+		{"SpaceBeforeColon", "GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n"},
 		{"ParenInHeaderName", "GET / HTTP/1.1\r\nHost: x\r\nX(y): 1\r\n\r\n"},
 		{"UpgradeWithLength", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello"},
 		{"UpgradeChunked", "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
