@@ -179,15 +179,15 @@ const maxInterim = 100
 // browsers act on it only over HTTP/2 and later, an HTTP/1.0 client must
 // never get a 1xx, and the hints are optional by definition (RFC 8297), so
 // relaying them, outside the server's one response write, buys nothing. A
-// 101 to a request that asked for no upgrade leaves the connection in an
-// unknown protocol: an error, and the caller closes it.
-func readFinalHeader(h *fasthttp.ResponseHeader, br *bufio.Reader) error {
+// 101 is final for an upgrade; to a request that asked for none, it leaves
+// the connection in an unknown protocol: an error, and the caller closes it.
+func readFinalHeader(h *fasthttp.ResponseHeader, br *bufio.Reader, upgrade bool) error {
 	for range maxInterim + 1 {
 		if err := h.Read(br); err != nil {
 			return readError(err)
 		}
 		switch st := h.StatusCode(); {
-		case st >= 200:
+		case st >= 200, upgrade && st == fasthttp.StatusSwitchingProtocols:
 			return nil
 		case st == fasthttp.StatusSwitchingProtocols:
 			return errors.New("read response: 101 Switching Protocols to a request that asked for no upgrade")

@@ -232,3 +232,65 @@ func TestUnaskedSwitchingProtocols(t *testing.T) {
 	}
 	jsonError(t, r)
 }
+
+// TestUpgradeAfterInterimResponses: 1xx answers before a 101 are passed over
+// too; the client gets the 101 and then the tunnel.
+func TestUpgradeAfterInterimResponses(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.URL.Path == "/healthz" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					return
+				}
+				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+				io.Copy(c, br) // echo until the client closes
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, l.Addr().String())
+	conn := dialLB(t, lb)
+	io.WriteString(conn, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 101 ") {
+		t.Fatalf("first answer %q %v, want the 101", line, err)
+	}
+	for {
+		h, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == "\r\n" {
+			break
+		}
+	}
+	io.WriteString(conn, "ping\n")
+	if got, err := br.ReadString('\n'); got != "ping\n" {
+		t.Fatalf("through the tunnel: %q %v", got, err)
+	}
+	conn.Close()
+}

@@ -71,7 +71,7 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
-	if err := readFinalHeader(&resp.Header, c.br); err != nil {
+	if err := readFinalHeader(&resp.Header, c.br, false); err != nil {
 		c.conn.Close()
 		return nil, true, err
 	}
