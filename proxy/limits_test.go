@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -387,5 +388,67 @@ func TestRealClient(t *testing.T) {
 		if got := realClient(values, trusted).String(); got != tc.want {
 			t.Errorf("%q: %s, want %s", tc.values, got, tc.want)
 		}
+	}
+}
+
+// TestLBCommandConnCaps: `posterctl lb --max-conns` caps a real balancer
+// process, and logs what it refused.
+func TestLBCommandConnCaps(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	port, health := clitest.FreePort(t), clitest.FreePort(t)
+	lb := clitest.Start(t, posterctlBin, "--log-format", "json", "lb", "--host", "127.0.0.1",
+		"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be),
+		"--max-conns", "3", "--per-client-max-conns", "0")
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dial := func() (net.Conn, *bufio.Reader) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		return conn, bufio.NewReader(conn)
+	}
+	clitest.Eventually(t, 30*time.Second, func() error {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	})
+	var open []net.Conn
+	var brs []*bufio.Reader
+	// The probe above may still hold a place until the balancer sees it
+	// closed: wait for all three.
+	for try := 0; len(open) < 3; try++ {
+		if try == 20 {
+			t.Fatalf("only %d connections admitted under --max-conns 3", len(open))
+		}
+		conn, br := dial()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			open, brs = append(open, conn), append(brs, br)
+		}
+	}
+	conn, _ := dial()
+	refused(t, conn, "too many connections")
+	rawGET(t, open[0], brs[0], "")
+	if err := lb.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range open {
+		c.Close()
+	}
+	if code := lb.Wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d; output:\n%s", code, lb.Output())
+	}
+	if out := lb.Output(); !strings.Contains(out, `"message":"connection refused"`) || !strings.Contains(out, `"max_conns":3`) {
+		t.Fatalf("no refusal logged:\n%s", out)
 	}
 }
