@@ -175,6 +175,9 @@ type Run struct {
 const (
 	LBListenFD       = 3
 	LBHealthListenFD = 4
+	// BackendListenFD is a local backend's inherited socket, bound by the
+	// supervisor and handed to every generation of that backend.
+	BackendListenFD = 3
 )
 
 // Plan turns validated settings into the supervisor's configuration: the
@@ -188,9 +191,13 @@ func Plan(s Settings, r Run) supervisor.Config {
 	newBackend := func(name string, port int) supervisor.Spec {
 		addr := s.BackendAddr(port)
 		return supervisor.Spec{
-			Name:     name,
-			Path:     r.Exe,
-			Args:     []string{"backend", "--port", strconv.Itoa(port), "--host", s.Host, "--name", name},
+			Name: name,
+			Path: r.Exe,
+			Args: []string{"backend", "--port", strconv.Itoa(port), "--host", s.Host, "--name", name,
+				"--listen-fd", strconv.Itoa(BackendListenFD)},
+			// Bound by the supervisor and kept across restarts, so no other
+			// process can take the port while the backend restarts.
+			Listen:   []string{net.JoinHostPort(s.Host, strconv.Itoa(port))},
 			Env:      env,
 			Port:     port,
 			Addr:     addr,
@@ -202,7 +209,8 @@ func Plan(s Settings, r Run) supervisor.Config {
 	for i := range s.Backends {
 		b := newBackend(fmt.Sprintf("backend-%d", i+1), s.BasePort+i)
 		specs = append(specs, b)
-		addrs = append(addrs, b.Addr)
+		// Named, so the LB's reports say backend-1 as status does.
+		addrs = append(addrs, b.Name+"="+b.Addr)
 	}
 	remote, _ := s.RemoteAddrs() // checked by Validate
 	out := supervisor.Config{

@@ -119,6 +119,11 @@ func TestPlan(t *testing.T) {
 	if len(lb.Listen) != cluster.LBHealthListenFD-2 || lb.Listen[cluster.LBListenFD-3] != ":3000" || lb.Listen[cluster.LBHealthListenFD-3] != "127.0.0.1:4000" {
 		t.Errorf("lb sockets %v do not match fds %d and %d", lb.Listen, cluster.LBListenFD, cluster.LBHealthListenFD)
 	}
+	// Local backends reach the LB by name, as status calls them; remote
+	// ones by address.
+	if args := strings.Join(lb.Args, " "); !strings.Contains(args, "--backend backend-1=127.0.0.1:3001 --backend backend-2=127.0.0.1:3002 --backend 10.0.0.2:3001") {
+		t.Errorf("lb args %q", args)
+	}
 	if c.Store != "shown" || c.URL != "http://127.0.0.1:3000/" || c.AdminURL != "http://127.0.0.1:4000" ||
 		c.RunDir != "/run" || c.DataDir != "/data" || c.BasePort != 3001 || !slices.Equal(c.Remote, []string{"10.0.0.2:3001"}) {
 		t.Errorf("config %+v", c)

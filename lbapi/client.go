@@ -56,10 +56,15 @@ func (c *Client) List(ctx context.Context) ([]AdminBackend, error) {
 	return out.Backends, err
 }
 
-// Set replaces the backend set: new ones join once healthy, removed ones
-// drain and then disappear.
-func (c *Client) Set(ctx context.Context, addrs []string) error {
-	return c.do(ctx, http.MethodPut, PathAdminBackends, SetBackends{Backends: addrs}, &AdminBackends{})
+// Set replaces the backend set, each given as "host:port" or
+// "NAME=host:port": new ones join once healthy, removed ones drain and then
+// disappear.
+func (c *Client) Set(ctx context.Context, backends []string) error {
+	refs := make([]BackendRef, len(backends))
+	for i, b := range backends {
+		refs[i] = SplitBackendRef(b)
+	}
+	return c.do(ctx, http.MethodPut, PathAdminBackends, SetBackends{Backends: refs}, &AdminBackends{})
 }
 
 // Drain stops new requests to addr; in-flight ones finish.

@@ -27,7 +27,7 @@ func fakeLB(t *testing.T) (*Client, *[]AdminBackend) {
 		}
 		*set = nil
 		for _, a := range in.Backends {
-			*set = append(*set, AdminBackend{Address: a, State: StateHealthy})
+			*set = append(*set, AdminBackend{Address: a.Address, Name: a.Name, State: StateHealthy})
 		}
 		_ = json.NewEncoder(w).Encode(AdminBackends{Backends: *set})
 	})
@@ -58,7 +58,7 @@ func TestClient(t *testing.T) {
 	c, _ := fakeLB(t)
 
 	t.Run("SetListDrain", func(t *testing.T) {
-		if err := c.Set(ctx, []string{"127.0.0.1:2", "127.0.0.1:3"}); err != nil {
+		if err := c.Set(ctx, []string{"backend-1=127.0.0.1:2", "127.0.0.1:3"}); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Drain(ctx, "127.0.0.1:3"); err != nil {
@@ -67,6 +67,9 @@ func TestClient(t *testing.T) {
 		l, err := c.List(ctx)
 		if err != nil || len(l) != 2 || l[0].State != StateHealthy || l[1].State != StateDraining {
 			t.Fatalf("list = %+v, %v", l, err)
+		}
+		if l[0].Name != "backend-1" || l[0].Address != "127.0.0.1:2" || l[1].Name != "" {
+			t.Fatalf("names not passed on: %+v", l)
 		}
 	})
 	t.Run("ErrorCarriesMessage", func(t *testing.T) {

@@ -43,7 +43,10 @@ type Health struct {
 
 // BackendStatus is a backend's entry in GET /health.
 type BackendStatus struct {
-	Address             string     `json:"address"`
+	Address string `json:"address"`
+	// Name is what the supervisor calls the backend (backend-1), or its
+	// address when it was given none.
+	Name                string     `json:"name"`
 	State               string     `json:"state"`
 	Healthy             bool       `json:"healthy"`
 	InFlight            int64      `json:"in_flight"`
@@ -57,6 +60,7 @@ type BackendStatus struct {
 // AdminBackend is one backend in the admin API's answers.
 type AdminBackend struct {
 	Address  string `json:"address"`
+	Name     string `json:"name"` // as in BackendStatus
 	State    string `json:"state"`
 	InFlight int64  `json:"in_flight"`
 	Requests uint64 `json:"requests"`
@@ -69,8 +73,10 @@ type AdminBackends struct {
 }
 
 // SetBackends is the body of PUT /admin/backends: the whole new set.
+// Entries are strings ("host:port" or "NAME=host:port") or objects
+// ({"address":"host:port","name":"backend-1"}), mixed as the caller likes.
 type SetBackends struct {
-	Backends []string `json:"backends"`
+	Backends []BackendRef `json:"backends"`
 }
 
 // Error is the body of every error answer.

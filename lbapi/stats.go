@@ -46,7 +46,8 @@ const (
 type Event struct {
 	Seq     uint64    `json:"seq"`
 	Time    time.Time `json:"time"`
-	Backend string    `json:"backend"`
+	Backend string    `json:"backend"` // its address
+	Name    string    `json:"name"`    // as in BackendStatus
 	Kind    string    `json:"kind"`
 	Detail  string    `json:"detail,omitempty"`
 }

@@ -17,7 +17,9 @@ import (
 // restart and changes the set when it scales.
 //
 //	GET  /admin/backends                  the set, removed ones still draining last
-//	PUT  /admin/backends                  {"backends":["host:port",…]} replaces it
+//	PUT  /admin/backends                  {"backends":["host:port",…]} replaces it;
+//	                                      an entry may be "NAME=host:port" or
+//	                                      {"address":"host:port","name":"NAME"}
 //	POST /admin/backends/{addr}/drain     no new requests; in-flight ones finish
 //	POST /admin/backends/{addr}/enable    back in rotation once healthy
 
@@ -27,6 +29,7 @@ const maxAdminBody = 64 << 10
 func adminEntry(b *Backend) lbapi.AdminBackend {
 	return lbapi.AdminBackend{
 		Address:  b.addr,
+		Name:     b.Name(),
 		State:    b.State(),
 		InFlight: b.inFlight.Load(),
 		Requests: b.requests.Load(),
@@ -101,12 +104,12 @@ func (s *Server) serveAdminBackends(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		writeJSON(w, http.StatusOK, s.adminList())
 	case http.MethodPut:
-		addrs, err := decodeBackendSet(w, r)
+		refs, err := decodeBackendSet(w, r)
 		if err != nil {
 			writeJSONError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		s.ReplaceBackends(addrs)
+		s.ReplaceBackends(refs)
 		writeJSON(w, http.StatusOK, s.adminList())
 	default:
 		w.Header().Set("Allow", "GET, HEAD, PUT")
@@ -115,8 +118,8 @@ func (s *Server) serveAdminBackends(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBackendSet reads {"backends":[…]} strictly: one JSON object, no
-// unknown field, at least one valid and distinct address.
-func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) {
+// unknown field, at least one valid and distinct address, distinct names.
+func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]lbapi.BackendRef, error) {
 	var body lbapi.SetBackends
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	dec.DisallowUnknownFields()
@@ -133,27 +136,10 @@ func decodeBackendSet(w http.ResponseWriter, r *http.Request) ([]string, error) 
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("malformed body: data after the JSON object")
 	}
-	raw := body.Backends
-	if len(raw) == 0 { // missing, null or empty
+	if len(body.Backends) == 0 { // missing, null or empty
 		return nil, errors.New(`"backends" must list at least one backend`)
 	}
-	if len(raw) > lbapi.MaxBackends {
-		return nil, fmt.Errorf("%d backends given: at most %d are supported", len(raw), lbapi.MaxBackends)
-	}
-	seen := make(map[string]bool, len(raw))
-	addrs := make([]string, 0, len(raw))
-	for _, a := range raw {
-		n, err := ParseBackend(a)
-		if err != nil {
-			return nil, err
-		}
-		if seen[n] {
-			return nil, fmt.Errorf("backend %s given twice", n)
-		}
-		seen[n] = true
-		addrs = append(addrs, n)
-	}
-	return addrs, nil
+	return checkSet(body.Backends)
 }
 
 // serveAdminAction serves POST /admin/backends/{addr}/drain or /enable.

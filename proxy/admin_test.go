@@ -59,7 +59,7 @@ func TestAdminList(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &raw); err != nil || len(raw.Backends) != 2 {
 		t.Fatalf("body %q: %v", r.body, err)
 	}
-	want := map[string]any{"address": hostport(a), "state": "healthy", "in_flight": 0.0, "requests": 1.0, "failures": 0.0}
+	want := map[string]any{"address": hostport(a), "name": hostport(a), "state": "healthy", "in_flight": 0.0, "requests": 1.0, "failures": 0.0}
 	if !reflect.DeepEqual(raw.Backends[0], want) {
 		t.Fatalf("entry %v, want exactly %v", raw.Backends[0], want)
 	}
@@ -284,6 +284,12 @@ func TestAdminBadInput(t *testing.T) {
 		{"BadPort", "PUT", "/admin/backends", `{"backends":["127.0.0.1:99999"]}`, 400, "port"},
 		{"HTTPS", "PUT", "/admin/backends", `{"backends":["https://127.0.0.1:1"]}`, 400, "not supported"},
 		{"Duplicate", "PUT", "/admin/backends", `{"backends":["127.0.0.1:1","http://127.0.0.1:1"]}`, 400, "given twice"},
+		{"BadName", "PUT", "/admin/backends", `{"backends":["back end=127.0.0.1:1"]}`, 400, `backend name "back end"`},
+		{"BadNameInObject", "PUT", "/admin/backends", `{"backends":[{"address":"127.0.0.1:1","name":"<b>"}]}`, 400, `backend name "<b>"`},
+		{"NameTwice", "PUT", "/admin/backends", `{"backends":["x=127.0.0.1:1",{"address":"127.0.0.1:2","name":"x"}]}`, 400, "backend name x given to both 127.0.0.1:1 and 127.0.0.1:2"},
+		{"UnknownEntryField", "PUT", "/admin/backends", `{"backends":[{"address":"127.0.0.1:1","weight":2}]}`, 400, `unknown field "weight"`},
+		{"NoAddressInObject", "PUT", "/admin/backends", `{"backends":[{"name":"x"}]}`, 400, "backend address is empty"},
+		{"NullEntry", "PUT", "/admin/backends", `{"backends":[null]}`, 400, "malformed body"},
 		{"TooMany", "PUT", "/admin/backends", tooMany(), 400, "at most 64"},
 		{"TooLarge", "PUT", "/admin/backends", `{"backends":["` + strings.Repeat("x", 70<<10) + `"]}`, 400, "over 64 KiB"},
 		{"UnknownDrain", "POST", "/admin/backends/127.0.0.1:1/drain", ``, 404, "no backend 127.0.0.1:1"},

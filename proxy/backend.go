@@ -54,6 +54,9 @@ func ParseBackend(s string) (string, error) {
 type Backend struct {
 	addr  string // host:port
 	index int    // position in the set, for the per-request tried set
+	// name is what reports show first (see Name); a PUT of the set may
+	// change it while requests read it.
+	name atomic.Pointer[string]
 	// conns is the connection pool to this backend, set when it joins a
 	// Server; it lives and dies with the backend, so a set change needs no
 	// second table kept in step with the set.
@@ -69,6 +72,9 @@ type Backend struct {
 	failures atomic.Uint64
 	// consecFail is read on the request path to skip a store when zero.
 	consecFail atomic.Int64
+	// heardAt is when a probe last passed, in Unix nanoseconds: a sign of
+	// life for the hung watch (hung.go).
+	heardAt atomic.Int64
 
 	mu          sync.Mutex
 	consecOK    int // successful probes while down
@@ -134,6 +140,9 @@ func (b *Backend) SetDraining(v bool) bool {
 	b.serving.Store(!v && b.healthy.Load())
 	return true
 }
+
+// heard records a passed probe at t.
+func (b *Backend) heard(t time.Time) { b.heardAt.Store(t.UnixNano()) }
 
 // Transition is a change of a backend's availability.
 type Transition int
@@ -252,6 +261,7 @@ func (b *Backend) Status() lbapi.BackendStatus {
 	defer b.mu.Unlock()
 	s := lbapi.BackendStatus{
 		Address:             b.addr,
+		Name:                b.Name(),
 		State:               b.State(),
 		Healthy:             b.healthy.Load(),
 		InFlight:            b.inFlight.Load(),

@@ -45,10 +45,15 @@ type leavingBackend struct {
 // still draining are not in it).
 func (s *Server) Backends() []*Backend { return s.set.load() }
 
-// ReplaceBackends makes addrs (normalised host:port, no duplicates) the
-// backend set. Backends already in it keep their state and counters; new ones
-// get traffic once their health check passes; removed ones drain, then go.
-func (s *Server) ReplaceBackends(addrs []string) {
+// ReplaceBackends makes refs (as checkSet returns them: normalised
+// host:port, no duplicates) the backend set. Backends already in it keep
+// their state and counters, and take the name given if any; new ones get
+// traffic once their health check passes; removed ones drain, then go.
+func (s *Server) ReplaceBackends(refs []lbapi.BackendRef) {
+	addrs := make([]string, len(refs))
+	for i, r := range refs {
+		addrs[i] = r.Address
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.set.load()
@@ -78,16 +83,18 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		i--
 	}
 	next := make([]*Backend, 0, len(addrs))
-	for _, a := range addrs {
+	for i, a := range addrs {
 		if b := byAddr[a]; b != nil {
+			b.setName(refs[i].Name)
 			next = append(next, b)
 			continue
 		}
 		if b := revived[a]; b != nil {
+			b.setName(refs[i].Name)
 			next = append(next, b)
-			s.events.add(a, lbapi.EventAdded, "back before it had drained")
+			s.events.add(b, lbapi.EventAdded, "back before it had drained")
 			if b.SetDraining(false) {
-				s.events.add(a, lbapi.EventEnabled, "")
+				s.events.add(b, lbapi.EventEnabled, "")
 			}
 			continue
 		}
@@ -97,9 +104,10 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		used[idx] = true
 		b := newJoiningBackend(a, idx)
+		b.setName(refs[i].Name)
 		b.conns = newConnPool(a, &s.cfg)
 		next = append(next, b)
-		s.events.add(a, lbapi.EventAdded, "joins once healthy")
+		s.events.add(b, lbapi.EventAdded, "joins once healthy")
 		s.checker.Add(b)
 	}
 	now := time.Now()
@@ -109,7 +117,7 @@ func (s *Server) ReplaceBackends(addrs []string) {
 		}
 		b.SetDraining(true)
 		s.leaving = append(s.leaving, leavingBackend{b: b, since: now})
-		s.events.add(b.addr, lbapi.EventDraining, "removed from the set")
+		s.events.add(b, lbapi.EventDraining, "removed from the set")
 	}
 	s.set.store(next)
 	s.log.Info().Strs("backends", addrs).Msg("backend set replaced")
@@ -124,7 +132,7 @@ func (s *Server) DrainBackend(addr string) (*Backend, error) {
 		return nil, fmt.Errorf("%w %s", errUnknownBackend, addr)
 	}
 	if b.SetDraining(true) {
-		s.events.add(addr, lbapi.EventDraining, "")
+		s.events.add(b, lbapi.EventDraining, "")
 		s.log.Info().Str("backend", addr).Msg("backend draining")
 	}
 	return b, nil
@@ -145,7 +153,7 @@ func (s *Server) EnableBackend(addr string) (*Backend, error) {
 		return nil, fmt.Errorf("%w %s", errUnknownBackend, addr)
 	}
 	if b.SetDraining(false) {
-		s.events.add(addr, lbapi.EventEnabled, "back in rotation once healthy")
+		s.events.add(b, lbapi.EventEnabled, "back in rotation once healthy")
 		s.log.Info().Str("backend", addr).Msg("backend enabled")
 	}
 	return b, nil
@@ -193,7 +201,7 @@ func (s *Server) reap(now time.Time) {
 		}
 		s.checker.Remove(l.b)
 		l.b.conns.close()
-		s.events.add(l.b.addr, lbapi.EventRemoved, "")
+		s.events.add(l.b, lbapi.EventRemoved, "")
 		s.log.Info().Str("backend", l.b.addr).Msg("backend removed")
 	}
 	for i := len(kept); i < len(s.leaving); i++ {

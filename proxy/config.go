@@ -22,7 +22,8 @@ type Config struct {
 	// then only name the ports in logs.
 	ListenFD       int
 	HealthListenFD int
-	// Backends as given by the user: host:port or http://host:port.
+	// Backends as given by the user: host:port or http://host:port, either
+	// one after NAME= to give the backend a name.
 	Backends []string
 
 	DialTimeout           time.Duration // 1 s
@@ -100,9 +101,10 @@ func (c *Config) SetDefaults() {
 	setDur(&c.ClientGoneCheckAfter, 50*time.Millisecond)
 }
 
-// Validate checks the configuration and returns the backends normalised to
-// host:port. The first problem is reported, as one line a user can act on.
-func (c *Config) Validate() ([]string, error) {
+// Validate checks the configuration and returns the backends, their
+// addresses normalised to host:port. The first problem is reported, as one
+// line a user can act on.
+func (c *Config) Validate() ([]lbapi.BackendRef, error) {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen address %q: want host:port", c.Listen))
@@ -113,23 +115,13 @@ func (c *Config) Validate() ([]string, error) {
 	if len(c.Backends) == 0 {
 		errs = append(errs, errors.New("no backend given: pass --backend host:port at least once"))
 	}
-	if len(c.Backends) > lbapi.MaxBackends {
-		errs = append(errs, fmt.Errorf("%d backends given: at most %d are supported", len(c.Backends), lbapi.MaxBackends))
-	}
-	seen := make(map[string]bool, len(c.Backends))
-	addrs := make([]string, 0, len(c.Backends))
+	refs := make([]lbapi.BackendRef, 0, len(c.Backends))
 	for _, raw := range c.Backends {
-		a, err := ParseBackend(raw)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if seen[a] {
-			errs = append(errs, fmt.Errorf("backend %s given twice", a))
-			continue
-		}
-		seen[a] = true
-		addrs = append(addrs, a)
+		refs = append(refs, lbapi.SplitBackendRef(raw))
+	}
+	refs, err := checkSet(refs)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("max conns %d: want at least 1", c.MaxConns))
@@ -140,5 +132,5 @@ func (c *Config) Validate() ([]string, error) {
 	if len(errs) > 0 {
 		return nil, errs[0]
 	}
-	return addrs, nil
+	return refs, nil
 }

@@ -21,11 +21,14 @@ func newEventLog(size int) *eventLog {
 	return &eventLog{ring: make([]lbapi.Event, 0, size), now: time.Now}
 }
 
-func (l *eventLog) add(backend, kind, detail string) {
+// add records an event of b under the name it has now, which a later PUT
+// of the set may change.
+func (l *eventLog) add(b *Backend, kind, detail string) {
+	name := b.Name()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.seq++
-	e := lbapi.Event{Seq: l.seq, Time: l.now().UTC(), Backend: backend, Kind: kind, Detail: detail}
+	e := lbapi.Event{Seq: l.seq, Time: l.now().UTC(), Backend: b.addr, Name: name, Kind: kind, Detail: detail}
 	if len(l.ring) < cap(l.ring) {
 		l.ring = append(l.ring, e)
 		return

@@ -128,7 +128,7 @@ func (p *Proxy) forward(x *exchange) {
 			return
 		}
 		f := classify(err, sent)
-		p.attemptFailed(b, err, !f.timeout)
+		p.attemptFailed(b, err, !f.timeout && !f.hung)
 		if !a.again(x, f, err) {
 			return
 		}
@@ -200,6 +200,10 @@ func (a *attempts) again(x *exchange, f failure, err error) bool {
 		return false
 	}
 	touched := a.stream != nil && a.stream.touched.Load()
+	if f.hung && !retryable(string(x.ctx.Request.Header.Method()), true, a.hasKey, a.kind, touched) {
+		x.p.fail(x, fasthttp.StatusGatewayTimeout, "backend stopped answering; not retried because it may have been processed", err)
+		return false
+	}
 	if !retryable(string(x.ctx.Request.Header.Method()), f.sent, a.hasKey, a.kind, touched) {
 		x.p.fail(x, fasthttp.StatusBadGateway, "backend failed after the request was sent; not retried because it may have been processed", err)
 		return false
@@ -269,6 +273,7 @@ type failure struct {
 	sent    bool // request bytes reached the backend's socket
 	dial    bool // no connection could be made
 	timeout bool // no response header in time
+	hung    bool // abandoned: the backend stopped answering (hung.go)
 }
 
 func classify(err error, sent bool) failure {
@@ -278,6 +283,8 @@ func classify(err error, sent bool) failure {
 		return failure{dial: true}
 	case errors.Is(err, errHeaderTimeout):
 		return failure{sent: sent, timeout: true}
+	case errors.Is(err, errHung):
+		return failure{sent: true, hung: true}
 	}
 	return failure{sent: sent}
 }

@@ -127,7 +127,11 @@ func (h *HealthChecker) check(loopCtx context.Context, b *Backend) {
 	if loopCtx.Err() != nil {
 		return // stopping: the failure is ours, not the backend's
 	}
-	if t := b.RecordProbe(err, time.Now(), h.cfg.HealthFailThreshold, h.cfg.HealthPassThreshold); t != NoChange {
+	now := time.Now()
+	if err == nil {
+		b.heard(now)
+	}
+	if t := b.RecordProbe(err, now, h.cfg.HealthFailThreshold, h.cfg.HealthPassThreshold); t != NoChange {
 		h.onChange(b, t, err, "probe")
 	}
 }

@@ -22,6 +22,9 @@ const helperBody = `{"id":1,"content":"hello","author":"poster"}`
 // so the parent knows which requests reached this process before it died.
 func runHelperBackend(addr string) int {
 	name := os.Getenv("POSTERCTL_PROXY_HELPER_NAME")
+	// A slow helper spends this long on every request but /healthz, as a
+	// backend busy hashing passwords does: slow, not hung.
+	slow, _ := time.ParseDuration(os.Getenv("POSTERCTL_PROXY_HELPER_SLOW"))
 	body := []byte(helperBody)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -29,6 +32,9 @@ func runHelperBackend(addr string) int {
 		io.WriteString(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if slow > 0 {
+			time.Sleep(slow)
+		}
 		if r.Method == http.MethodPost {
 			os.Stdout.WriteString("recv " + r.Header.Get("X-Request-Id") + "\n")
 			io.Copy(io.Discard, r.Body)
@@ -58,8 +64,8 @@ func runHelperBackend(addr string) int {
 }
 
 // startHelperBackend re-runs the test binary as a backend listening on addr
-// and waits until it accepts connections.
-func startHelperBackend(tb testing.TB, addr, name string) *clitest.Process {
+// and waits until it accepts connections; env is added to its environment.
+func startHelperBackend(tb testing.TB, addr, name string, env ...string) *clitest.Process {
 	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -67,6 +73,7 @@ func startHelperBackend(tb testing.TB, addr, name string) *clitest.Process {
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+addr, "POSTERCTL_PROXY_HELPER_NAME="+name)
+	cmd.Env = append(cmd.Env, env...)
 	p := clitest.StartCmd(tb, cmd)
 	clitest.Eventually(tb, 10*time.Second, func() error {
 		select {

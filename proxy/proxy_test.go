@@ -177,7 +177,7 @@ func TestHealthAndMetrics(t *testing.T) {
 	if h.Status != "ok" || len(h.Backends) != 2 {
 		t.Fatalf("/health %s", r.body)
 	}
-	want := []string{"address", "state", "healthy", "in_flight", "requests", "failures", "consecutive_failures", "last_check", "last_error"}
+	want := []string{"address", "name", "state", "healthy", "in_flight", "requests", "failures", "consecutive_failures", "last_check", "last_error"}
 	for i, be := range h.Backends {
 		if len(be) != len(want) {
 			t.Errorf("backend %d has fields %v, want exactly %v", i, be, want)

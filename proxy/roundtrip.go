@@ -34,12 +34,18 @@ func (u *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 		return nil, false, err
 	}
 	stream, sent, err = u.exchange(c, req, resp, head)
+	if err != nil && c.abandoned.Load() {
+		return nil, sent, errHung
+	}
 	if err != nil && resendable && c.reused && c.read == 0 && !errors.Is(err, errHeaderTimeout) {
 		if c, err = u.dial(); err != nil {
 			return nil, false, err
 		}
 		resp.Reset()
 		stream, sent, err = u.exchange(c, req, resp, head)
+		if err != nil && c.abandoned.Load() {
+			return nil, sent, errHung
+		}
 	}
 	return stream, sent, err
 }
@@ -48,7 +54,7 @@ func (u *connPool) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, hea
 func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Response, head bool) (stream *upstreamBody, sent bool, err error) {
 	c.written, c.read = 0, 0
 	if err = req.Write(c.bw); err != nil {
-		c.conn.Close()
+		u.discard(c)
 		return nil, c.written > 0, fmt.Errorf("write request: %w", err)
 	}
 	// Moving a deadline costs a timer update; one set within the last
@@ -56,25 +62,27 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 	// read after the body, which may have been a long upload, was written
 	// out; the header wait starts with the last bytes.
 	now := time.Now()
+	c.waitSince.Store(now.UnixNano())
 	if c.deadline.Sub(now) < u.headerWait-time.Second {
 		c.deadline = now.Add(u.headerWait)
 		if err := c.conn.SetReadDeadline(c.deadline); err != nil {
-			c.conn.Close()
+			u.discard(c)
 			return nil, c.written > 0, err
 		}
 	}
 	if werr, err := c.send(); werr != nil {
-		c.conn.Close()
+		u.discard(c)
 		return nil, c.written > 0, fmt.Errorf("write request: %w", werr)
 	} else if err != nil {
-		c.conn.Close()
+		u.discard(c)
 		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
 	if err := readFinalHeader(&resp.Header, c.br, false); err != nil {
-		c.conn.Close()
+		u.discard(c)
 		return nil, true, err
 	}
+	c.waitSince.Store(0)
 	keep := !resp.Header.ConnectionClose()
 	// The client's connection is the server's business, not the backend's.
 	resp.Header.ResetConnectionClose()
@@ -86,7 +94,7 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 	if n >= 0 && n <= u.maxBuffered {
 		// Into the response's own pooled buffer: no copy, no allocation.
 		if err := resp.ReadBody(c.br, u.maxBuffered); err != nil {
-			c.conn.Close()
+			u.discard(c)
 			return nil, true, fmt.Errorf("read response body: %w", err)
 		}
 		u.release(c, keep, now)
@@ -95,7 +103,7 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 	// Streamed: no deadline for the body, which may legitimately take long.
 	c.deadline = time.Time{}
 	if err := c.conn.SetReadDeadline(time.Time{}); err != nil {
-		c.conn.Close()
+		u.discard(c)
 		return nil, true, err
 	}
 	s := &upstreamBody{u: u, c: c, keep: keep}
@@ -139,7 +147,7 @@ func (u *connPool) release(c *upConn, keep bool, now time.Time) {
 	if keep && c.br.Buffered() == 0 {
 		u.putAt(c, now)
 	} else {
-		c.conn.Close()
+		u.discard(c)
 	}
 }
 
@@ -191,6 +199,6 @@ func (s *upstreamBody) close() {
 	if s.done && s.keep && s.c.br.Buffered() == 0 {
 		s.u.put(s.c)
 	} else {
-		s.c.conn.Close()
+		s.u.discard(s.c)
 	}
 }

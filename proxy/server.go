@@ -47,6 +47,8 @@ type Server struct {
 	proxy   *Proxy
 	checker *HealthChecker
 	limits  *connLimiter
+	watch   *hungWatch
+	clients clientConns // for the drain (drain.go)
 	events  *eventLog
 	pid     int
 	started time.Time
@@ -77,17 +79,18 @@ type Server struct {
 // is not listening yet. probe nil means GET /healthz over HTTP.
 func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, error) {
 	cfg.SetDefaults()
-	addrs, err := cfg.Validate()
+	refs, err := cfg.Validate()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: logger, events: newEventLog(200), pid: os.Getpid(),
 		history: make(map[*Backend]*series)}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
-	set := make([]*Backend, 0, len(addrs))
-	for i, a := range addrs {
-		b := NewBackend(a, i)
-		b.conns = newConnPool(a, &s.cfg)
+	set := make([]*Backend, 0, len(refs))
+	for i, r := range refs {
+		b := NewBackend(r.Address, i)
+		b.setName(r.Name)
+		b.conns = newConnPool(r.Address, &s.cfg)
 		set = append(set, b)
 	}
 	s.set.store(set)
@@ -97,9 +100,11 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.limits = newConnLimiter(&s.cfg, logger)
 	s.proxy.limits = s.limits
 	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
+	s.watch = newHungWatch(s.everyBackend, s.checker.probe, s.ejectHung)
 
 	s.srv = &fasthttp.Server{
-		Handler: s.proxy.Handle,
+		Handler:   s.handle,
+		ConnState: s.clients.connState,
 		// The request header must fit in the read buffer: that is the limit
 		// (431 beyond it).
 		ReadBufferSize:  cfg.MaxHeaderBytes,
@@ -156,7 +161,7 @@ func (s *Server) stateChanged(b *Backend, t Transition, err error, via string) {
 			detail += ": " + err.Error()
 		}
 	}
-	s.events.add(b.addr, kind, detail)
+	s.events.add(b, kind, detail)
 }
 
 // Open listens on both ports, or takes the inherited sockets where
@@ -181,6 +186,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	s.ln, s.healthLn = ln, hln
 	s.started = time.Now()
 	s.checker.Start()
+	s.watch.start()
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
@@ -241,8 +247,9 @@ func (s *Server) Close(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			// Stops accepting, lets in-flight requests finish (their
-			// connections then close), and closes idle connections.
-			errs[0] = s.srv.ShutdownWithContext(ctx)
+			// connections then close), and closes connections that
+			// stay idle (see drain.go).
+			errs[0] = s.drainClients(ctx)
 		}()
 		go func() {
 			defer wg.Done()
@@ -252,9 +259,11 @@ func (s *Server) Close(ctx context.Context) error {
 			}
 		}()
 		wg.Wait()
-		s.limits.wait()
 		s.bgCancel()
 		s.wg.Wait()
+		// Serve has returned: no refusal can start now.
+		s.limits.wait()
+		s.watch.stop()
 		s.checker.Close()
 		s.closeUpstreams()
 		if err := errors.Join(errs...); err != nil {

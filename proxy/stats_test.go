@@ -72,12 +72,20 @@ func TestSeriesKeepsTheLastMinute(t *testing.T) {
 
 func TestEventLogRing(t *testing.T) {
 	l := newEventLog(3)
+	b := NewBackend("127.0.0.1:1", 0)
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		l.add("127.0.0.1:1", k, "")
+		if k == "d" {
+			b.setName("backend-1")
+		}
+		l.add(b, k, "")
 	}
 	got := l.recent()
 	if len(got) != 3 || got[0].Kind != "e" || got[1].Kind != "d" || got[2].Kind != "c" || got[0].Seq != 5 {
 		t.Fatalf("recent %+v, want e d c, newest first", got)
+	}
+	// Each event keeps the name the backend had then.
+	if got[0].Name != "backend-1" || got[2].Name != "127.0.0.1:1" || got[2].Backend != "127.0.0.1:1" {
+		t.Fatalf("recent %+v: names not as they were", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posterctl/posterctl/proxy/internal/sockio"
@@ -25,8 +26,13 @@ type connPool struct {
 	// to the pool at once; larger or chunked ones stream to the client.
 	maxBuffered int
 
+	// heard counts reads that brought bytes from the backend, on any
+	// connection; the hung watch (hung.go) samples it.
+	heard atomic.Uint64
+
 	mu     sync.Mutex
 	idle   []*upConn // a stack: the most recently used is warmest
+	busy   busyList  // connections taken for an attempt, for the hung watch
 	closed bool
 }
 
@@ -39,6 +45,15 @@ type upConn struct {
 	reused   bool  // taken from the pool rather than dialed for this attempt
 	idleFrom time.Time
 	deadline time.Time // the read deadline now set
+
+	// waitSince is when the attempt's request went out, in Unix
+	// nanoseconds, while its response header is awaited; 0 otherwise.
+	waitSince atomic.Int64
+	// abandoned is set by the hung watch before it closes the connection:
+	// the attempt then fails as errHung, whatever the read said.
+	abandoned  atomic.Bool
+	prev, next *upConn // in connPool.busy, under connPool.mu
+	heard      *atomic.Uint64
 
 	io sockio.Conn // reads, writes, the liveness peek and the send's wait
 }
@@ -53,6 +68,9 @@ func (c *upConn) Write(p []byte) (n int, err error) {
 func (c *upConn) Read(p []byte) (n int, err error) {
 	n, err = c.io.Read(p)
 	c.read += int64(n)
+	if n > 0 {
+		c.heard.Add(1)
+	}
 	return n, err
 }
 
@@ -92,13 +110,14 @@ func (u *connPool) getAt(now time.Time, peek bool) (*upConn, error) {
 		c := u.idle[n-1]
 		u.idle[n-1] = nil
 		u.idle = u.idle[:n-1]
+		u.busy.add(c)
 		u.mu.Unlock()
 		// Bytes in br that nobody asked for: the stream is out of step.
 		if now.Sub(c.idleFrom) < u.idleTimeout && c.br.Buffered() == 0 && (!peek || c.alive()) {
 			c.reused = true
 			return c, nil
 		}
-		c.conn.Close()
+		u.discard(c)
 	}
 	return u.dial()
 }
@@ -109,7 +128,10 @@ func (u *connPool) dial() (*upConn, error) {
 	if err != nil {
 		return nil, &errDial{err}
 	}
-	c := &upConn{conn: conn}
+	c := &upConn{conn: conn, heard: &u.heard}
+	u.mu.Lock()
+	u.busy.add(c)
+	u.mu.Unlock()
 	c.io.Init(conn)
 	c.br = bufio.NewReaderSize(c, 8<<10)
 	c.bw = bufio.NewWriterSize(c, 8<<10)
@@ -129,8 +151,10 @@ func (u *connPool) put(c *upConn) { u.putAt(c, time.Now()) }
 func (u *connPool) putAt(c *upConn, now time.Time) {
 	c.idleFrom = now
 	c.reused = false
+	c.waitSince.Store(0)
 	u.mu.Lock()
-	if u.closed || len(u.idle) >= u.maxIdle {
+	u.busy.remove(c)
+	if u.closed || len(u.idle) >= u.maxIdle || c.abandoned.Load() {
 		u.mu.Unlock()
 		c.conn.Close()
 		return
@@ -148,6 +172,14 @@ func (u *connPool) putAt(c *upConn, now time.Time) {
 	if stale != nil {
 		stale.conn.Close()
 	}
+}
+
+// discard closes c, which is never pooled again.
+func (u *connPool) discard(c *upConn) {
+	u.mu.Lock()
+	u.busy.remove(c)
+	u.mu.Unlock()
+	c.conn.Close()
 }
 
 // close drops idle connections and stops pooling new ones.

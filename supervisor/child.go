@@ -64,6 +64,7 @@ type child struct {
 	lastExit  string
 	nextRetry time.Time
 	failure   string // why it went fatal
+	lastError string // why the last restart or scale of it failed; see setLastError
 	sampler   usageSampler
 	usage     usage
 }

@@ -32,8 +32,9 @@ type Config struct {
 	// through which restart and scale drain and add backends; empty
 	// without an LB.
 	AdminURL string
-	// LBArgs gives the LB's arguments for a backend set (host:port, local
-	// ones first), so an LB started after a scale has the current set.
+	// LBArgs gives the LB's arguments for a backend set (NAME=host:port for
+	// local ones, first; host:port for remote ones), so an LB started after
+	// a scale has the current set.
 	LBArgs func(backends []string) []string
 	// NewBackend gives the spec of one more backend called name on port,
 	// for scale; nil means the cluster cannot scale.

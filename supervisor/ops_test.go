@@ -54,17 +54,20 @@ func (a *fakeAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodPut && path == "":
-		var in struct{ Backends []string }
+		var in lbapi.SetBackends
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || len(in.Backends) == 0 {
 			writeJSON(w, 400, map[string]string{"error": "bad body"})
 			return
 		}
-		a.calls[len(a.calls)-1] += " " + strings.Join(in.Backends, ",")
 		next := map[string]string{}
+		var set, order []string
 		for _, x := range in.Backends {
-			next[x] = "healthy"
+			set = append(set, x.String()) // NAME=host:port: the names reach the LB
+			order = append(order, x.Address)
+			next[x.Address] = "healthy"
 		}
-		a.state, a.order = next, in.Backends
+		a.calls[len(a.calls)-1] += " " + strings.Join(set, ",")
+		a.state, a.order = next, order
 	case r.Method == http.MethodPost && strings.HasSuffix(path, "/drain"):
 		a.state[strings.TrimSuffix(strings.TrimPrefix(path, "/"), "/drain")] = "draining"
 	case r.Method == http.MethodPost && strings.HasSuffix(path, "/enable") && a.failEnable:
@@ -256,7 +259,7 @@ func TestScale(t *testing.T) {
 			t.Fatalf("removed backend %d still runs", pid)
 		}
 	}
-	if log := admin.log(); len(log) != 2 || log[1] != "PUT  "+first.spec.Addr {
+	if log := admin.log(); len(log) != 2 || log[1] != "PUT  backend-1="+first.spec.Addr {
 		t.Fatalf("admin calls %q", log)
 	}
 	if len(s.Status(context.Background()).Children) != 1 {

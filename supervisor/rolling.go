@@ -110,25 +110,23 @@ func (s *Supervisor) restartBackend(admin *lbapi.Client, c *child, grace time.Du
 	}
 	old, cur, err := c.replace(ctx, grace)
 	if err != nil {
-		if admin != nil {
-			// Back in the set, so the LB takes it once the run loop brings
-			// it back; until then its health check keeps it out.
-			_ = admin.Enable(ctx, addr)
-		}
-		return fmt.Errorf("restart %s: %w", name, err)
+		// Left drained: whatever answers on the address now is not a
+		// generation that passed its readiness check.
+		return c.restartFailed(admin, fmt.Errorf("restart %s: %w", name, err))
 	}
 	say("%s: pid %d replaced by pid %d, ready", name, old.Pid(), cur.Pid())
 	if admin != nil {
 		if err := admin.Enable(ctx, addr); err != nil {
-			return fmt.Errorf("restart %s: enable: %w", name, err)
+			return c.restartFailed(admin, fmt.Errorf("restart %s: enable: %w", name, err))
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.ReadyTimeout)
 		b, err := admin.Await(wctx, addr, lbapi.Healthy)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("restart %s: the LB does not report it healthy (%s): %w", name, stateOf(b), err)
+			return c.restartFailed(admin, fmt.Errorf("restart %s: the LB does not report it healthy (%s): %w", name, stateOf(b), err))
 		}
 	}
+	c.setLastError("")
 	say("%s: restarted in %v", name, time.Since(begun).Round(time.Millisecond))
 	return nil
 }

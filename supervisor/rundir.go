@@ -37,17 +37,30 @@ func (e *AlreadyRunningError) Error() string {
 	return fmt.Sprintf("a cluster is already running (pid %d) — run posterctl down first", e.Pid)
 }
 
-// PrepareRunDir creates dir with mode 0700. An existing dir must already be
-// ours and closed to others: the socket inside accepts commands from whoever
-// can reach it, and tightening a shared directory such as /tmp behind the
-// user's back would be worse than refusing.
+// PrepareRunDir creates dir with mode 0700 and checks it as CheckRunDir
+// does.
 func PrepareRunDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
-	fi, err := os.Stat(dir)
+	return CheckRunDir(dir)
+}
+
+// CheckRunDir refuses a run dir that is not ours alone: a symlink (its
+// target may be anyone's), not a directory, owned by another user, or open
+// to others. Every command that uses the run dir checks it, `up` and the
+// clients alike: the socket inside accepts commands from whoever can reach
+// it, and a pid file planted by another user would have the client signal a
+// process of that user's choosing. Tightening a shared directory such as
+// /tmp behind the user's back would be worse than refusing. A missing dir is
+// an error wrapping os.ErrNotExist.
+func CheckRunDir(dir string) error {
+	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("run dir: %w", err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("run dir %s is a symlink: refusing it, since its target may belong to someone else; give the real directory", dir)
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("run dir %s is not a directory", dir)
@@ -140,7 +153,7 @@ func CleanStale(dir string) error {
 
 // SignalFromPidFile is `down`'s fallback when the socket does not answer: if
 // the pid file names a live process with the recorded create time and name,
-// it gets sig. It returns the identity signalled, or a zero one.
+// running this very executable, it gets sig. It returns the identity signalled, or a zero one.
 func SignalFromPidFile(ctx context.Context, dir string, sig syscall.Signal) (Identity, error) {
 	id, err := ReadPidFile(dir)
 	if err != nil {
@@ -151,6 +164,9 @@ func SignalFromPidFile(ctx context.Context, dir string, sig syscall.Signal) (Ide
 	}
 	if !id.Alive(ctx) {
 		return Identity{}, nil
+	}
+	if err := id.runsSelf(ctx); err != nil {
+		return Identity{}, fmt.Errorf("pid file %s: %w; not signalling it", filepath.Join(dir, PidName), err)
 	}
 	if err := signalPid(id.Pid, sig); err != nil {
 		return Identity{}, fmt.Errorf("signal supervisor %d: %w", id.Pid, err)

@@ -76,6 +76,7 @@ func (s *Supervisor) scaleUp(admin *lbapi.Client, have []*child, add int, say Sa
 		for _, c := range added {
 			c.Stop(context.Background()) // never served a request: no drain
 			s.removeChild(c)
+			closeFiles(c.files)
 		}
 		s.updateLBArgs()
 		return err
@@ -88,9 +89,14 @@ func (s *Supervisor) scaleUp(admin *lbapi.Client, have []*child, add int, say Sa
 		}
 		port = p
 		spec := s.cfg.NewBackend(fmt.Sprintf("backend-%d", seq), port)
-		c := newChild(spec, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, nil, s.log)
+		files, err := bindBackend(ctx, spec)
+		if err != nil {
+			return undo(err)
+		}
+		c := newChild(spec, s.cfg.Restart, s.cfg.ReadyTimeout, s.sp, s.cfg.Sink, files, s.log)
 		c.seq = seq
 		if !s.addChild(c) {
+			closeFiles(files)
 			return undo(errStopping)
 		}
 		added = append(added, c)
@@ -155,6 +161,7 @@ func (s *Supervisor) scaleDown(admin *lbapi.Client, have, remove []*child, grace
 		c.Stop(gctx)
 		cancel()
 		s.removeChild(c)
+		closeFiles(c.files) // its process is gone: the port is free again
 		say("%s: drained and stopped in %v", c.spec.Name, time.Since(begun).Round(time.Millisecond))
 	}
 	return nil
@@ -189,7 +196,8 @@ func (s *Supervisor) lbSet() []string { return s.addrs(s.backendChildren()) }
 func (s *Supervisor) addrs(local []*child) []string {
 	var out []string
 	for _, c := range local {
-		out = append(out, c.spec.Addr)
+		// NAME=host:port: the LB shows the name status shows.
+		out = append(out, c.spec.Name+"="+c.spec.Addr)
 	}
 	return append(out, s.cfg.Remote...)
 }

@@ -49,6 +49,9 @@ type ChildStatus struct {
 	CreateTime int64      `json:"create_time_ms"`
 	Address    string     `json:"address,omitempty"` // as the LB knows it
 	Remote     bool       `json:"remote,omitempty"`
+	// LastError says why the last restart of this child failed, and that
+	// its address is left out of the LB's rotation until one succeeds.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Status reports every child, with health taken from the LB's /health.
@@ -201,6 +204,7 @@ func (c *child) status(now time.Time) ChildStatus {
 		RSSBytes:   c.usage.RSS,
 		LastExit:   c.lastExit,
 		Address:    c.spec.Addr,
+		LastError:  c.lastError,
 	}
 	if c.proc != nil && (c.state == Starting || c.state == Running || c.state == Stopping) {
 		st.Pid = c.proc.Pid()

@@ -351,6 +351,7 @@ func (s *Supervisor) Close() {
 	for _, f := range s.files {
 		closeFiles(f)
 	}
+	closeChildFiles(s.childList())
 	s.health.Close()
 	s.kill()
 	s.opCancel()

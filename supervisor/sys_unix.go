@@ -44,7 +44,7 @@ func signalPid(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig
 // checkOwner refuses a run dir that belongs to another user.
 func checkOwner(dir string, fi os.FileInfo) error {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("run dir %s belongs to uid %d, not to us", dir, st.Uid)
+		return fmt.Errorf("run dir %s belongs to uid %d, not to us (uid %d)", dir, st.Uid, os.Getuid())
 	}
 	return nil
 }

@@ -70,6 +70,13 @@ func (s *Server) Open(addr string) error {
 	if err != nil {
 		return err
 	}
+	s.Serve(ln)
+	return nil
+}
+
+// Serve serves on ln, a listener the caller opened (a socket inherited from
+// the supervisor, say), in a goroutine until Close, which closes ln.
+func (s *Server) Serve(ln net.Listener) {
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
@@ -82,7 +89,6 @@ func (s *Server) Open(addr string) error {
 	}
 	s.serveCh = make(chan error, 1)
 	go func() { s.serveCh <- s.srv.Serve(ln) }()
-	return nil
 }
 
 // Addr is the address the server listens on (the real port when Open was

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +24,9 @@ type backendConfig struct {
 	Host string
 	DB   string
 	Name string
+	// ListenFD is an inherited listening socket to serve on (0: bind
+	// --host and --port here); see listenBackend.
+	ListenFD int
 }
 
 // resolve applies the positional PORT and the defaults that depend on other
@@ -67,6 +69,9 @@ func (cfg *backendConfig) Validate() error {
 	if err := checkDB(cfg.DB); err != nil {
 		return fmt.Errorf("invalid --db: %w", err)
 	}
+	if cfg.ListenFD != 0 && cfg.ListenFD < 3 {
+		return fmt.Errorf("invalid --listen-fd %d: want an inherited descriptor, 3 or above", cfg.ListenFD)
+	}
 	if !validName(cfg.Name) {
 		return fmt.Errorf("invalid --name %q: want 1 to 64 printable ASCII characters without spaces", cfg.Name)
 	}
@@ -103,6 +108,7 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 			// the process list, where every local user can read argv.
 			&cli.StringFlag{Name: "db", Value: "./data/poster.db", EnvVars: []string{"POSTERCTL_DB"}, Usage: "store shared by all backends: a SQLite file (its directory is created) or postgres://user:password@host:5432/db", Destination: &cfg.DB},
 			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
+			&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket (it must be bound to --port) instead of binding --port", Destination: &cfg.ListenFD},
 		},
 		Action: func(c *cli.Context) error {
 			if err := cfg.resolve(c); err != nil {
@@ -133,12 +139,8 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	defer db.Close()
 
 	srv := web.NewServer(db, cfg.Name, log)
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	if err := srv.Open(addr); err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return cli.Exit(fmt.Sprintf("backend: port %d is already in use on %s", cfg.Port, cfg.Host), 1)
-		}
-		return cli.Exit(fmt.Sprintf("backend: listen on %s: %v", addr, err), 1)
+	if err := listenBackend(srv, cfg); err != nil {
+		return cli.Exit("backend: "+err.Error(), 1)
 	}
 	log.Info().
 		Int("port", cfg.Port).

@@ -99,6 +99,7 @@ func TestBackendConfig(t *testing.T) {
 		{[]string{"--db", ""}, "invalid --db"},
 		{[]string{"--db", "mysql://u:p@h/db"}, `invalid --db: unsupported database URL scheme "mysql"`},
 		{[]string{"--db", "postgres://u:secret@h:port/db"}, "invalid --db: invalid connection string postgres://xxxxx@h:port/db"},
+		{[]string{"--listen-fd", "2"}, "invalid --listen-fd 2"},
 		{[]string{"--name", "has space"}, "invalid --name"},
 		{[]string{"--name", strings.Repeat("n", 65)}, "invalid --name"},
 	} {

@@ -28,6 +28,9 @@ func downCommand() *cli.Command {
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("down: invalid --grace %v: want 0 or more", grace), 2)
 			}
+			if err := trustRunDir("down", runDir); err != nil {
+				return err
+			}
 			msg, err := down(c.Context, runDir, grace)
 			if err != nil {
 				return cli.Exit("down: "+err.Error(), 1)

@@ -42,7 +42,7 @@ func lbFlags(cfg *lbConfig) []cli.Flag {
 		&cli.IntFlag{Name: "health-port", Usage: "port for GET /health and GET /metrics", Value: 4000, Destination: &cfg.HealthPort},
 		&cli.StringFlag{Name: "host", Usage: "address to listen on (empty: every interface)", Destination: &cfg.Host},
 		&cli.StringFlag{Name: "health-host", Usage: "address the health port listens on", Value: "127.0.0.1", Destination: &cfg.HealthHost},
-		&cli.StringSliceFlag{Name: "backend", Usage: "backend as host:port or http://host:port (repeat for each)", Destination: &cfg.Backends},
+		&cli.StringSliceFlag{Name: "backend", Usage: "backend as host:port or http://host:port, NAME= before it to name it (repeat for each)", Destination: &cfg.Backends},
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "how long a stop waits for in-flight requests", Value: 30 * time.Second, Destination: &cfg.DrainTimeout},
 		&cli.IntFlag{Name: "max-conns", Usage: "most client connections open at once; beyond, a new one gets 503 and is closed", Value: 10000, Destination: &cfg.MaxConns},
 		&cli.IntFlag{Name: "per-client-max-conns", Usage: "most connections open at once from one client address (0: no limit)", Value: 256, Destination: &cfg.PerClientMaxConns},

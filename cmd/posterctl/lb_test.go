@@ -64,6 +64,15 @@ func TestLBConfig(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Named", func(t *testing.T) {
+		cfg, _, err := parseLB(t, "--backend", "backend-1=127.0.0.1:3001", "--backend", "127.0.0.1:3002")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if refs, err := cfg.Validate(); err != nil || refs[0].Name != "backend-1" || refs[0].Address != "127.0.0.1:3001" || refs[1].Name != "" {
+			t.Fatalf("backends %+v, %v", refs, err)
+		}
+	})
 	t.Run("Hosts", func(t *testing.T) {
 		cfg, _, err := parseLB(t, "--host", "127.0.0.1", "--port", "8080", "--health-host", "0.0.0.0", "--health-port", "8081", "--backend", "[::1]:3001")
 		if err != nil {
@@ -95,6 +104,7 @@ func TestLBConfig(t *testing.T) {
 		{"NoBackend", nil, "no backend given"},
 		{"BadBackend", []string{"--backend", "localhost"}, `backend "localhost": want host:port`},
 		{"HTTPS", []string{"--backend", "https://127.0.0.1:3001"}, `scheme "https" not supported`},
+		{"BadName", []string{"--backend", "back end=127.0.0.1:3001"}, `backend name "back end"`},
 		{"Duplicate", []string{"--backend", "127.0.0.1:3001", "--backend", "http://127.0.0.1:3001"}, "given twice"},
 		{"PortZero", []string{"--port", "0", "--backend", "127.0.0.1:3001"}, "--port 0: want a port from 1 to 65535"},
 		{"PortTooBig", []string{"--health-port", "70000", "--backend", "127.0.0.1:3001"}, "--health-port 70000"},

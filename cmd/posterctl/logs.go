@@ -38,6 +38,9 @@ func logsCommand() *cli.Command {
 			if n < 0 {
 				return cli.Exit(fmt.Sprintf("logs: invalid -n %d: want 0 or more", n), 2)
 			}
+			if err := trustRunDir("logs", runDir); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			return showLogs(ctx, c, runDir, c.Args().First(), n, follow)

@@ -137,7 +137,7 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 				}
 				if b := got.backend; b != nil {
 					checkBackend(t, s, spec, b, tc.wantDB)
-					backendAddrs = append(backendAddrs, spec.Addr)
+					backendAddrs = append(backendAddrs, spec.Name+"="+spec.Addr)
 					continue
 				}
 				lbs++
@@ -183,8 +183,12 @@ func checkBackend(t *testing.T, s cluster.Settings, spec supervisor.Spec, b *bac
 	if strings.Contains(strings.Join(spec.Args, " "), "s3cr3t") {
 		t.Errorf("%s: the password is in argv %q", spec.Name, spec.Args)
 	}
-	if len(spec.Listen) != 0 {
-		t.Errorf("%s inherits sockets %v", spec.Name, spec.Listen)
+	// The supervisor binds each backend's socket and keeps it across
+	// restarts: the fd the backend is told must be the socket of its own
+	// host and port.
+	if i := b.ListenFD - 3; b.ListenFD != cluster.BackendListenFD || i < 0 || i >= len(spec.Listen) ||
+		spec.Listen[i] != net.JoinHostPort(s.Host, strconv.Itoa(b.Port)) {
+		t.Errorf("%s: --listen-fd %d with inherited sockets %v, want fd %d bound to %s:%d", spec.Name, b.ListenFD, spec.Listen, cluster.BackendListenFD, s.Host, b.Port)
 	}
 }
 

@@ -28,6 +28,9 @@ func restartCommand() *cli.Command {
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("restart: invalid --grace %v: want 0 or more", grace), 2)
 			}
+			if err := trustRunDir("restart", runDir); err != nil {
+				return err
+			}
 			cl := supervisor.NewClient(runDir)
 			defer cl.CloseIdleConnections()
 			err := cl.Restart(c.Context, c.Args().First(), grace, func(line string) { fmt.Fprintln(c.App.Writer, line) })

@@ -32,6 +32,9 @@ func scaleCommand() *cli.Command {
 			if grace < 0 {
 				return cli.Exit(fmt.Sprintf("scale: invalid --grace %v: want 0 or more", grace), 2)
 			}
+			if err := trustRunDir("scale", runDir); err != nil {
+				return err
+			}
 			cl := supervisor.NewClient(runDir)
 			defer cl.CloseIdleConnections()
 			err = cl.Scale(c.Context, n, grace, func(line string) { fmt.Fprintln(c.App.Writer, line) })

@@ -36,6 +36,9 @@ func statusCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return cli.Exit(fmt.Sprintf("status: unexpected arguments %q", c.Args().Slice()), 2)
 			}
+			if err := trustRunDir("status", runDir); err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
 			cl := supervisor.NewClient(runDir)

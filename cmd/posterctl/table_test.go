@@ -73,3 +73,20 @@ func TestWriteTableRemote(t *testing.T) {
 		t.Fatalf("table:\n%s", buf.String())
 	}
 }
+
+// A failed restart is spelled out under the table, row by row.
+func TestWriteTableLastError(t *testing.T) {
+	st := supervisor.Status{Children: []supervisor.ChildStatus{
+		{Name: "backend-1", State: supervisor.Running, Health: "draining", Port: 3001,
+			LastError: "restart backend-1: not ready; left drained in the load balancer until a restart of it succeeds"},
+		{Name: "backend-2", State: supervisor.Running, Health: "healthy", Port: 3002},
+	}}
+	var buf bytes.Buffer
+	if err := writeStatusTable(&buf, st, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if last := lines[len(lines)-1]; last != "backend-1: "+st.Children[0].LastError || strings.Contains(buf.String(), "backend-2: ") {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+}

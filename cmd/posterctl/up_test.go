@@ -107,7 +107,7 @@ func TestUpConfig(t *testing.T) {
 			t.Fatalf("specs %+v health %q, want 3 backends and no LB", scfg.Specs, scfg.HealthURL)
 		}
 		b := scfg.Specs[2]
-		if got := strings.Join(b.Args, " "); got != "backend --port 3003 --host 0.0.0.0 --name backend-3" || strings.Contains(got, "s3cr3t") {
+		if got := strings.Join(b.Args, " "); got != "backend --port 3003 --host 0.0.0.0 --name backend-3 --listen-fd 3" || strings.Contains(got, "s3cr3t") {
 			t.Fatalf("backend args %q", got)
 		}
 		if !slices.Contains(b.Env, "POSTERCTL_DB="+dsn) {

@@ -8,10 +8,15 @@ const WINDOW_MS = 60000; // the most the balancer keeps
 const MIN_WINDOW_MS = 20000;
 const PALETTE = ["#60a5fa", "#34d399", "#f472b6", "#fbbf24", "#a78bfa", "#22d3ee", "#fb923c", "#f87171", "#4ade80", "#c084fc"];
 
+const AVG_SAMPLES = 5; // the big numbers are the mean of the last 5 one-second samples
+
 const colors = new Map(); // address -> colour, stable while the page lives
 const cards = new Map(); // address -> card elements
 let lastOK = 0;
 let windowMS = MIN_WINDOW_MS; // what the graphs span: the history there is, 20 to 60 s
+// The last /api/stats answer drawn, for the browser test to check the page's
+// sums against.
+let lastStats = null;
 
 function colorOf(addr) {
   if (!colors.has(addr)) colors.set(addr, PALETTE[colors.size % PALETTE.length]);
@@ -71,7 +76,40 @@ function fmtClock(t) {
   return d.toLocaleTimeString("en-GB", { hour12: false });
 }
 
-function last(samples) { return samples.length ? samples[samples.length - 1] : null; }
+// avg5 is what the big numbers show: over the last AVG_SAMPLES seconds of a
+// series (the end of its sparkline), the mean rate, the error share of all
+// requests in them, and the mean latency of the seconds that had responses.
+// A series with no sample yet gives nulls, shown as "–".
+function avg5(samples) {
+  const w = samples.slice(-AVG_SAMPLES);
+  const out = { rps: null, error_rate: null, p50_ms: null, p99_ms: null, from: null, to: null };
+  if (!w.length) return out;
+  out.from = w[0].t - 1000; // a sample counts the second before its time
+  out.to = w[w.length - 1].t;
+  let rps = 0, errs = 0;
+  for (const s of w) { rps += s.rps; errs += s.rps * s.error_rate; }
+  out.rps = rps / w.length;
+  out.error_rate = rps > 0 ? errs / rps : 0;
+  for (const k of ["p50_ms", "p99_ms"]) {
+    const v = w.filter(s => s[k] != null).map(s => s[k]);
+    if (v.length) out[k] = v.reduce((a, b) => a + b, 0) / v.length;
+  }
+  return out;
+}
+
+// niceStep is the grid step for values up to max: 1, 2 or 5 times a power
+// of ten, giving about `lines` grid lines.
+function niceStep(max, lines) {
+  const raw = max / lines;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const m = raw / p;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
+}
+// fmtTick prints a multiple of a nice step without float noise (0.30000000000000004).
+function fmtTick(v) {
+  if (v >= 1000) return Number((v / 1000).toPrecision(6)) + "k";
+  return String(Number(v.toPrecision(6)));
+}
 
 // Draws values over the last minute into an SVG that scales with its box:
 // the viewBox is 600 wide, time runs left to right ending at now.
@@ -82,14 +120,29 @@ function drawSeries(node, now, layers, opts) {
   const x = t => ((t - (now - windowMS)) / windowMS) * W;
   let max = opts.min || 0;
   for (const l of layers) for (const p of l.points) if (p.v != null && p.top > max) max = p.top;
-  max = max * 1.15 || 1;
-  const y = v => H - (v / max) * (H - opts.pad) ;
   if (opts.grid) {
-    for (let i = 1; i <= 3; i++) {
-      const gy = (H * i) / 4;
-      node.append(svg("line", { x1: 0, x2: W, y1: gy, y2: gy, stroke: "rgba(255,255,255,.06)", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }));
+    // The top of the scale is a grid line, a whole number of round steps
+    // with some room above the highest value.
+    const step = niceStep(max * 1.08 || 1, 4);
+    max = Math.ceil((max * 1.08 || 1) / step) * step;
+    const n = Math.round(max / step), labels = [];
+    for (let i = n; i >= 1; i--) { // top first: it carries the unit
+      const v = step * i, gy = H - (i / n) * H;
+      node.append(svg("line", { x1: 0, x2: W, y1: gy, y2: gy, stroke: "rgba(255,255,255,.07)", "stroke-width": 1, "vector-effect": "non-scaling-stroke" }));
+      const l = el("span", "", fmtTick(v) + (i === n ? " req/s" : ""));
+      l.dataset.value = fmtTick(v);
+      l.style.top = ((1 - i / n) * 100) + "%";
+      labels.push(l);
     }
-    opts.grid.textContent = fmtRate(max * 0.75) + " req/s"; // the top grid line
+    opts.grid.replaceChildren(...labels);
+  } else {
+    max = max * 1.15 || 1;
+  }
+  const y = v => H - (v / max) * (H - opts.pad);
+  if (opts.window && opts.window.from != null) {
+    // The seconds the big number averages, behind the line that ends here.
+    const x0 = Math.max(0, x(opts.window.from)), x1 = Math.min(W, x(opts.window.to));
+    if (x1 > x0) node.append(svg("rect", { x: x0, y: 0, width: x1 - x0, height: H, fill: "rgba(255,255,255,.035)" }));
   }
   for (const l of layers) {
     const pts = l.points.filter(p => p.v != null && p.t >= now - windowMS - 1000);
@@ -106,9 +159,15 @@ function drawSeries(node, now, layers, opts) {
   }
 }
 
-function spark(node, now, samples, key, color) {
+function spark(node, now, samples, key, color, window) {
   const points = samples.map(s => ({ t: s.t, v: s[key], top: s[key] }));
-  drawSeries(node, now, [{ points, color, fill: true, fillOpacity: 0.18 }], { height: 46, pad: 6 });
+  drawSeries(node, now, [{ points, color, fill: true, fillOpacity: 0.18 }], { height: 46, pad: 6, window });
+}
+
+// setNum shows v through fmt and keeps the unrounded value beside it.
+function setNum(node, v, fmt) {
+  node.textContent = fmt(v);
+  node.dataset.value = v == null ? "" : String(v);
 }
 
 function renderHeader(st) {
@@ -120,21 +179,21 @@ function renderHeader(st) {
 }
 
 function renderKPIs(st) {
-  const t = st.total, cur = last(t) || {};
-  document.getElementById("k-rps").textContent = fmtRate(cur.rps);
-  document.getElementById("k-err").textContent = fmtPct(cur.error_rate);
-  document.getElementById("k-p50").textContent = fmtMs(cur.p50_ms);
-  document.getElementById("k-p99").textContent = fmtMs(cur.p99_ms);
-  spark(document.getElementById("s-rps"), st.now, t, "rps", "#818cf8");
-  spark(document.getElementById("s-err"), st.now, t, "error_rate", "#ef4444");
-  spark(document.getElementById("s-p50"), st.now, t, "p50_ms", "#22d3ee");
-  spark(document.getElementById("s-p99"), st.now, t, "p99_ms", "#f472b6");
+  const t = st.total, a = avg5(t);
+  setNum(document.getElementById("k-rps"), a.rps, fmtRate);
+  setNum(document.getElementById("k-err"), a.error_rate, fmtPct);
+  setNum(document.getElementById("k-p50"), a.p50_ms, fmtMs);
+  setNum(document.getElementById("k-p99"), a.p99_ms, fmtMs);
+  spark(document.getElementById("s-rps"), st.now, t, "rps", "#818cf8", a);
+  spark(document.getElementById("s-err"), st.now, t, "error_rate", "#ef4444", a);
+  spark(document.getElementById("s-p50"), st.now, t, "p50_ms", "#22d3ee", a);
+  spark(document.getElementById("s-p99"), st.now, t, "p99_ms", "#f472b6", a);
   const active = st.backends.filter(b => b.state !== "draining");
   const up = active.filter(b => b.state === "healthy").length;
   document.getElementById("k-up").textContent = String(up);
   document.getElementById("k-up-of").textContent = `of ${active.length}` + (st.backends.length > active.length ? ` · ${st.backends.length - active.length} draining` : "");
   const pips = document.getElementById("pips");
-  pips.replaceChildren(...st.backends.map(b => { const p = el("i", "pip"); p.dataset.state = b.state; p.title = `${b.address}: ${b.state}`; return p; }));
+  pips.replaceChildren(...st.backends.map(b => { const p = el("i", "pip"); p.dataset.state = b.state; p.title = `${b.name} (${b.address}): ${b.state}`; return p; }));
 }
 
 function renderChart(st) {
@@ -156,13 +215,14 @@ function renderChart(st) {
     });
     layers.push({ points, color: colorOf(b.addr), fill: true, fillOpacity: 0.28, width: 1.4 });
   }
-  drawSeries(document.getElementById("chart"), st.now, layers, { height: 210, pad: 0, grid: document.getElementById("ymax"), min: 1 });
+  drawSeries(document.getElementById("chart"), st.now, layers, { height: 210, pad: 0, grid: document.getElementById("ylabels"), min: 1 });
   const legend = document.getElementById("legend");
   legend.replaceChildren(...st.backends.map(b => {
     const s = el("span");
+    s.title = b.address;
     const i = el("i");
     i.style.background = colorOf(b.address);
-    s.append(i, document.createTextNode(b.address));
+    s.append(i, document.createTextNode(b.name));
     return s;
   }));
 }
@@ -174,7 +234,10 @@ function newCard(addr) {
   const name = el("div", "addr");
   const sw = el("i", "sw");
   sw.style.background = colorOf(addr);
-  name.append(sw, el("span", "", addr));
+  // The name first, the address after it (once, for a backend that has no
+  // name and so goes by its address).
+  const nameText = el("span", "name", addr), addrText = el("span", "where", addr);
+  name.append(sw, nameText, addrText);
   const badge = el("span", "badge");
   head.append(name, badge);
   const stats = el("div", "stats");
@@ -187,7 +250,7 @@ function newCard(addr) {
   const lasterr = el("div", "lasterr");
   lasterr.hidden = true;
   root.append(head, stats, mini, foot, lasterr);
-  return { root, badge, v, mini, counts, checked, lasterr };
+  return { root, badge, v, mini, counts, checked, lasterr, nameText, addrText };
 }
 
 function renderBackends(st) {
@@ -199,19 +262,23 @@ function renderBackends(st) {
     if (!c) { c = newCard(b.address); cards.set(b.address, c); }
     box.append(c.root); // keeps the balancer's order
     c.root.dataset.state = b.state;
+    c.root.dataset.name = b.name;
+    c.nameText.textContent = b.name;
+    c.addrText.textContent = b.address;
+    c.addrText.hidden = b.name === b.address;
     c.badge.dataset.state = b.state;
     c.badge.textContent = b.state;
-    const cur = last(b.samples) || {};
-    c.v.rps.textContent = fmtRate(cur.rps);
-    c.v.err.textContent = fmtPct(cur.error_rate);
-    c.v.err.classList.toggle("bad", (cur.error_rate || 0) > 0.01);
-    c.v.p50.textContent = fmtMs(cur.p50_ms);
-    c.v.p99.textContent = fmtMs(cur.p99_ms);
+    const a = avg5(b.samples);
+    setNum(c.v.rps, a.rps, fmtRate);
+    setNum(c.v.err, a.error_rate, fmtPct);
+    c.v.err.classList.toggle("bad", (a.error_rate || 0) > 0.01);
+    setNum(c.v.p50, a.p50_ms, fmtMs);
+    setNum(c.v.p99, a.p99_ms, fmtMs);
     c.v.inflight.textContent = fmtCount(b.in_flight);
     const color = colorOf(b.address);
     drawSeries(c.mini, st.now, [
       { points: b.samples.map(s => ({ t: s.t, v: s.rps, top: s.rps })), color, fill: true, fillOpacity: 0.2 },
-    ], { height: 54, pad: 6 });
+    ], { height: 54, pad: 6, window: a });
     c.counts.textContent = `${fmtCount(b.requests)} requests · ${fmtCount(b.failures)} failures`;
     c.checked.textContent = b.last_check ? "checked " + fmtAgo(st.now - Date.parse(b.last_check)) : "not checked yet";
     c.lasterr.hidden = !(b.state === "down" && b.last_error);
@@ -238,15 +305,17 @@ function renderEvents(st) {
       const body = el("div");
       const topRow = el("div", "ev-top");
       const what = el("div", "ev-what");
-      what.append(el("span", "mono", ev.backend));
+      what.append(el("span", "mono", ev.name || ev.backend));
       const k = el("span", "k", ev.kind);
       k.dataset.kind = ev.kind;
       what.append(k);
+      li.dataset.backend = ev.backend;
       const time = el("span", "ev-time", fmtClock(ev.time));
       time.dataset.t = String(Date.parse(ev.time));
       topRow.append(what, time);
       body.append(topRow);
-      if (ev.detail) body.append(el("div", "ev-detail", ev.detail));
+      const detail = [ev.name && ev.name !== ev.backend ? ev.backend : "", ev.detail || ""].filter(Boolean).join(" · ");
+      if (detail) body.append(el("div", "ev-detail", detail));
       li.append(dot, body);
       return li;
     }));
@@ -287,6 +356,7 @@ async function tick() {
     renderChart(st);
     renderBackends(st);
     renderEvents(st);
+    lastStats = st;
     lastOK = Date.now();
     setLive(true);
     document.body.dataset.samples = String(st.total.length);

@@ -241,6 +241,13 @@ func TestScaleUnderLoad(t *testing.T) {
 	if n := backendsInHealth(t, c); n != 4 {
 		t.Fatalf("/health lists %d backends, want 4", n)
 	}
+	// The LB knows them by the names status gives them.
+	body := healthBody(t, c)
+	for _, name := range []string{"backend-1", "backend-2", "backend-3", "backend-4"} {
+		if !strings.Contains(body, fmt.Sprintf(`"name": %q`, name)) {
+			t.Fatalf("/health lacks %s: %s", name, body)
+		}
+	}
 	removed := []supervisor.Identity{identity(child(st, "backend-2")), identity(child(st, "backend-3")), identity(child(st, "backend-4"))}
 
 	l = startLoad(t, c)
@@ -265,8 +272,13 @@ func TestScaleUnderLoad(t *testing.T) {
 
 func backendsInHealth(t *testing.T, c *cluster) int {
 	t.Helper()
+	return strings.Count(healthBody(t, c), `"address"`)
+}
+
+func healthBody(t *testing.T, c *cluster) string {
+	t.Helper()
 	_, body := call(t, noRetryClient(), "GET", fmt.Sprintf("http://127.0.0.1:%d/health", c.health), "", nil)
-	return strings.Count(body, `"address"`)
+	return body
 }
 
 func TestRestartScaleBadInput(t *testing.T) {
