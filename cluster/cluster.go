@@ -39,6 +39,11 @@ type Settings struct {
 	// TrustedProxies are front proxies (CIDR or address) whose
 	// X-Forwarded-Proto the LB passes on.
 	TrustedProxies []string
+
+	// The LB's connection caps, as its --max-conns (0: the LB's default)
+	// and --per-client-max-conns (0: no per-client cap).
+	MaxConns          int
+	PerClientMaxConns int
 }
 
 // Validate reports the first setting that cannot work. What --db means is
@@ -53,6 +58,10 @@ func (s Settings) Validate() error {
 		return errors.New("invalid --backends 0 with --no-lb: there would be nothing to run")
 	case s.Backends == 0 && len(s.Remote) == 0:
 		return errors.New("invalid --backends 0: give at least one --remote-backend, or run local backends")
+	case s.MaxConns < 0:
+		return fmt.Errorf("invalid --max-conns %d: want at least 1", s.MaxConns)
+	case s.PerClientMaxConns < 0:
+		return fmt.Errorf("invalid --per-client-max-conns %d: want 0 (no limit) or more", s.PerClientMaxConns)
 	case s.Backends+len(s.Remote) > lbapi.MaxBackends:
 		return fmt.Errorf("%d local and %d remote backends: the load balancer takes at most %d", s.Backends, len(s.Remote), lbapi.MaxBackends)
 	}
@@ -257,7 +266,11 @@ func Plan(s Settings, r Run) supervisor.Config {
 			args := []string{"lb", "--port", strconv.Itoa(s.Port), "--health-port", strconv.Itoa(s.HealthPort),
 				"--listen-fd", strconv.Itoa(LBListenFD), "--health-listen-fd", strconv.Itoa(LBHealthListenFD),
 				"--drain-timeout", max(s.Grace, time.Millisecond).String(),
-				"--proxy-secret-file", secret, "--admin-token-file", token}
+				"--proxy-secret-file", secret, "--admin-token-file", token,
+				"--per-client-max-conns", strconv.Itoa(s.PerClientMaxConns)}
+			if s.MaxConns > 0 {
+				args = append(args, "--max-conns", strconv.Itoa(s.MaxConns))
+			}
 			for _, p := range s.TrustedProxies {
 				args = append(args, "--trusted-proxy", p)
 			}

@@ -2,8 +2,9 @@ package proxy
 
 import (
 	"bytes"
-	"fmt"
+	"errors"
 	"io"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +33,12 @@ func (k bodyKind) String() string {
 // readRequestBody keeps a body of up to max bytes in memory, so every attempt
 // can send it again; a larger one, or a chunked one that turns out larger,
 // is passed on as a stream that remembers whether anyone has read from it.
-func readRequestBody(ctx *fasthttp.RequestCtx, max int64) (bodyKind, []byte, *onceBody, error) {
+//
+// Past the header, the body is read under an idle timeout rather than the
+// server's read timeout, which covers the whole request: a large upload may
+// take long, but no byte for idle is a stall, of any body. A read error is
+// the client's (see clientBodyError), never a backend's.
+func readRequestBody(ctx *fasthttp.RequestCtx, max int64, idle time.Duration) (bodyKind, []byte, *onceBody, *clientBodyError) {
 	r := &ctx.Request
 	n := int64(r.Header.ContentLength())
 	if !r.IsBodyStream() {
@@ -44,43 +50,87 @@ func readRequestBody(ctx *fasthttp.RequestCtx, max int64) (bodyKind, []byte, *on
 	if n == 0 {
 		return bodyNone, nil, nil, nil
 	}
-	s := ctx.RequestBodyStream()
+	s := &idleReader{r: ctx.RequestBodyStream(), conn: ctx.Conn(), idle: idle}
 	if n > max {
-		// The read timeout guards the header; a large upload may take longer.
-		_ = ctx.Conn().SetReadDeadline(time.Time{})
-		return bodyStreamed, nil, &onceBody{r: s}, nil
+		return bodyStreamed, nil, &onceBody{r: s, left: n}, nil
 	}
 	if n > 0 {
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(s, buf); err != nil {
-			return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+			return bodyNone, nil, nil, &clientBodyError{err}
 		}
 		return bodyBuffered, buf, nil, nil
 	}
 	// Chunked: keep what fits, stream the rest.
 	buf, err := io.ReadAll(io.LimitReader(s, max+1))
 	if err != nil {
-		return bodyNone, nil, nil, fmt.Errorf("read request body: %w", err)
+		return bodyNone, nil, nil, &clientBodyError{err}
 	}
 	if int64(len(buf)) <= max {
 		return bodyBuffered, buf, nil, nil
 	}
-	_ = ctx.Conn().SetReadDeadline(time.Time{})
-	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s)}, nil
+	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s), left: -1}, nil
+}
+
+// idleReader reads a request body with the connection's read deadline moved
+// to idle from now before each read. On Linux the client connection applies
+// a deadline lazily and leaves one within a second of the last as it is
+// (sockio.ClientConn), so this costs a clock reading per read.
+type idleReader struct {
+	r    io.Reader
+	conn net.Conn
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if err := r.conn.SetReadDeadline(time.Now().Add(r.idle)); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// clientBodyError is a request body the client did not deliver: it stalled
+// (a timeout), closed early, or broke the framing.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// stalled tells a body that stopped coming from one that broke off.
+func (e *clientBodyError) stalled() bool {
+	var ne net.Error
+	return errors.As(e.err, &ne) && ne.Timeout()
 }
 
 // onceBody is a streamed request body. fasthttp closes a request's body
 // stream once the request is written or released; ignoring Close keeps an
 // unread stream usable for the next backend, and touched tells whether that
 // is still allowed.
+//
+// A read error, or an end before the declared length, is remembered in err:
+// the attempt then failed because of the client, and the backend, which got
+// a cut-off request, is not to blame.
 type onceBody struct {
 	r       io.Reader
+	left    int64 // bytes still due under Content-Length; -1 for chunked
 	touched atomic.Bool
+	err     *clientBodyError
 }
 
 func (o *onceBody) Read(p []byte) (int, error) {
 	o.touched.Store(true)
-	return o.r.Read(p)
+	n, err := o.r.Read(p)
+	if o.left >= 0 {
+		o.left -= int64(n)
+		if err == io.EOF && o.left > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	if err != nil && err != io.EOF {
+		o.err = &clientBodyError{err}
+		return n, o.err
+	}
+	return n, err
 }
 
 func (o *onceBody) Close() error { return nil }

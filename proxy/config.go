@@ -53,6 +53,14 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // 10 s
 	ClientIdleTimeout time.Duration // 120 s
 	MaxHeaderBytes    int           // 64 KiB
+	// BodyIdleTimeout cuts a request body, of any size, that sends no byte
+	// for this long: 408, and the backend's connection is closed.
+	BodyIdleTimeout time.Duration // 10 s, as ReadHeaderTimeout
+	// MaxConns caps the open client connections, MaxConnsPerClient those
+	// of one client address (negative: no per-client cap). Over either, a
+	// new connection gets 503 and is closed (see limits.go).
+	MaxConns          int // 10000
+	MaxConnsPerClient int // 256
 
 	RetryAfter time.Duration // 1 s, sent with 503
 	// Answers slower than this are checked for a client that went away
@@ -90,6 +98,9 @@ func (c *Config) SetDefaults() {
 	setDur(&c.ReadHeaderTimeout, 10*time.Second)
 	setDur(&c.ClientIdleTimeout, 120*time.Second)
 	setInt(&c.MaxHeaderBytes, 64<<10)
+	setDur(&c.BodyIdleTimeout, c.ReadHeaderTimeout)
+	setInt(&c.MaxConns, 10000)
+	setInt(&c.MaxConnsPerClient, 256)
 	setDur(&c.RetryAfter, time.Second)
 	setDur(&c.ClientGoneCheckAfter, 50*time.Millisecond)
 }
@@ -118,6 +129,9 @@ func (c *Config) Validate() ([]lbapi.BackendRef, error) {
 	}
 	if err := c.validateTrust(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("max conns %d: want at least 1", c.MaxConns))
 	}
 	if c.HealthFailThreshold < 1 || c.HealthPassThreshold < 1 {
 		errs = append(errs, errors.New("health thresholds must be at least 1"))

@@ -29,6 +29,7 @@ type Proxy struct {
 	log      zerolog.Logger
 	onChange func(*Backend, Transition, error, string)
 	trust    trust
+	limits   *connLimiter // nil: no per-request client cap
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -73,7 +74,24 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		x.id = p.newID()
 	}
+	if !p.checkRequest(x) {
+		return
+	}
+	if p.limits != nil && p.limits.forwarded(x.ctx.RemoteAddr()) {
+		client, ok := p.limits.acquireForwarded(h)
+		if !ok {
+			p.refuse(x, fasthttp.StatusServiceUnavailable, "too many connections from this address")
+			return
+		}
+		if client.IsValid() {
+			defer p.limits.release(client, true, false)
+		}
+	}
 	if h.ConnectionUpgrade() && len(h.Peek("Upgrade")) > 0 {
+		if upgradeHasBody(h) {
+			p.refuse(x, fasthttp.StatusBadRequest, "an upgrade request cannot carry a body")
+			return
+		}
 		p.upgrade(x)
 		return
 	}
@@ -87,8 +105,8 @@ func (p *Proxy) forward(x *exchange) {
 	defer fasthttp.ReleaseRequest(out)
 	p.outbound(x, out, false)
 	var a attempts
-	if err := a.readBody(x, p.cfg.MaxReplayBody); err != nil {
-		p.fail(x, fasthttp.StatusBadRequest, "could not read the request body", err)
+	if err := a.readBody(x, p.cfg.MaxReplayBody, p.cfg.BodyIdleTimeout); err != nil {
+		p.clientFailed(x, err)
 		return
 	}
 	set := p.set.load()
@@ -105,6 +123,12 @@ func (p *Proxy) forward(x *exchange) {
 			return
 		}
 		x.ctx.Response.Reset()
+		if a.stream != nil && a.stream.err != nil {
+			// The client's body broke off: the backend is not to blame.
+			b.inFlight.Add(-1)
+			p.clientFailed(x, a.stream.err)
+			return
+		}
 		f := classify(err, sent)
 		p.attemptFailed(b, err, !f.timeout && !f.hung)
 		if !a.again(x, f, err) {
@@ -136,10 +160,10 @@ type attempts struct {
 
 // readBody reads or streams the body (see readRequestBody) and settles what
 // the retry rule needs to know before the first attempt.
-func (a *attempts) readBody(x *exchange, maxReplay int64) error {
+func (a *attempts) readBody(x *exchange, maxReplay int64, idle time.Duration) *clientBodyError {
 	in := &x.ctx.Request.Header
-	var err error
-	a.kind, a.body, a.stream, err = readRequestBody(x.ctx, maxReplay)
+	var err *clientBodyError
+	a.kind, a.body, a.stream, err = readRequestBody(x.ctx, maxReplay, idle)
 	if err != nil {
 		return err
 	}

@@ -78,9 +78,9 @@ func (u *connPool) exchange(c *upConn, req *fasthttp.Request, resp *fasthttp.Res
 		return nil, true, readError(err)
 	}
 	resp.SkipBody = head
-	if err := resp.Header.Read(c.br); err != nil {
+	if err := readFinalHeader(&resp.Header, c.br, false); err != nil {
 		u.discard(c)
-		return nil, true, readError(err)
+		return nil, true, err
 	}
 	c.waitSince.Store(0)
 	keep := !resp.Header.ConnectionClose()
@@ -143,7 +143,8 @@ func (c *upConn) send() (writeErr, waitErr error) {
 // connection then counts as idle a little longer than it was, which only
 // retires it sooner.
 func (u *connPool) release(c *upConn, keep bool, now time.Time) {
-	if keep {
+	// Bytes past the response are out of step: never pooled.
+	if keep && c.br.Buffered() == 0 {
 		u.putAt(c, now)
 	} else {
 		u.discard(c)
@@ -195,7 +196,7 @@ func (s *upstreamBody) close() {
 		return
 	}
 	s.closed = true
-	if s.done && s.keep {
+	if s.done && s.keep && s.c.br.Buffered() == 0 {
 		s.u.put(s.c)
 	} else {
 		s.u.discard(s.c)

@@ -46,6 +46,7 @@ type Server struct {
 	metrics *metrics
 	proxy   *Proxy
 	checker *HealthChecker
+	limits  *connLimiter
 	watch   *hungWatch
 	clients clientConns // for the drain (drain.go)
 	events  *eventLog
@@ -96,6 +97,8 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 	s.metrics = newMetrics(s.everyBackend)
 	onChange := s.stateChanged
 	s.proxy = newProxy(&s.cfg, &s.set, s.metrics, logger, onChange)
+	s.limits = newConnLimiter(&s.cfg, logger)
+	s.proxy.limits = s.limits
 	s.checker = NewHealthChecker(&s.cfg, set, probe, onChange)
 	s.watch = newHungWatch(s.everyBackend, s.checker.probe, s.ejectHung)
 
@@ -120,6 +123,7 @@ func NewServer(cfg Config, logger zerolog.Logger, probe ProbeFunc) (*Server, err
 		NoDefaultDate:         true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
+		ErrorHandler:          serverReadError,
 		Logger:                fasthttpLogger{logger},
 	}
 	mux := http.NewServeMux()
@@ -190,7 +194,7 @@ func (s *Server) serve(ln, hln net.Listener) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(sockio.Listener{Listener: ln}); err != nil {
+		if err := s.srv.Serve(sockio.Listener{Listener: limitListener{ln, s.limits}}); err != nil {
 			s.log.Error().Err(err).Str("addr", ln.Addr().String()).Msg("serve")
 		}
 	}()
@@ -257,6 +261,8 @@ func (s *Server) Close(ctx context.Context) error {
 		wg.Wait()
 		s.bgCancel()
 		s.wg.Wait()
+		// Serve has returned: no refusal can start now.
+		s.limits.wait()
 		s.watch.stop()
 		s.checker.Close()
 		s.closeUpstreams()

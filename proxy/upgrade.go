@@ -55,7 +55,7 @@ func (p *Proxy) switchProtocols(x *exchange, b *Backend, conn net.Conn, out *fas
 	}
 	resp := &ctx.Response
 	if err == nil {
-		err = resp.Header.Read(br)
+		err = readFinalHeader(&resp.Header, br, true)
 	}
 	if err != nil {
 		conn.Close()

@@ -55,6 +55,7 @@ var upFlagValues = map[string][]string{
 	"grace": {"3s"}, "ready-timeout": {"17s"}, "restart-backoff-min": {"50ms"}, "restart-backoff-max": {"2s"},
 	"restart-reset": {"11s"}, "restart-limit": {"7"}, "restart-window": {"70s"},
 	"trusted-proxy": {"10.0.0.0/8", "192.0.2.1"},
+	"max-conns":     {"500"}, "per-client-max-conns": {"0"},
 }
 
 // Every up flag given with -d reaches the detached supervisor with its

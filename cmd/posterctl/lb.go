@@ -28,6 +28,9 @@ type lbConfig struct {
 	HealthHost   string
 	Backends     cli.StringSlice
 	DrainTimeout time.Duration
+	// Connection caps; PerClientMaxConns 0 turns the per-client one off.
+	MaxConns          int
+	PerClientMaxConns int
 	// Inherited listening sockets (0: bind the port here), so that two
 	// generations of the balancer share one accept queue during a restart.
 	ListenFD       int
@@ -47,6 +50,8 @@ func lbFlags(cfg *lbConfig) []cli.Flag {
 		&cli.StringFlag{Name: "health-host", Usage: "address the health port listens on", Value: "127.0.0.1", Destination: &cfg.HealthHost},
 		&cli.StringSliceFlag{Name: "backend", Usage: "backend as host:port or http://host:port, NAME= before it to name it (repeat for each)", Destination: &cfg.Backends},
 		&cli.DurationFlag{Name: "drain-timeout", Usage: "how long a stop waits for in-flight requests", Value: 30 * time.Second, Destination: &cfg.DrainTimeout},
+		&cli.IntFlag{Name: "max-conns", Usage: "most client connections open at once; beyond, a new one gets 503 and is closed", Value: 10000, Destination: &cfg.MaxConns},
+		&cli.IntFlag{Name: "per-client-max-conns", Usage: "most connections open at once from one client address (0: no limit)", Value: 256, Destination: &cfg.PerClientMaxConns},
 		&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket instead of binding --port", Destination: &cfg.ListenFD},
 		&cli.IntFlag{Name: "health-listen-fd", Usage: "serve the health port on this inherited listening socket instead of binding --health-port", Destination: &cfg.HealthListenFD},
 		&cli.StringFlag{Name: "proxy-secret-file", Usage: "file (mode 0600) with the secret sent to every backend, which then believes X-Forwarded-For and -Proto (up makes it in the run dir)", Destination: &cfg.ProxySecretFile},
@@ -82,15 +87,27 @@ func (c *lbConfig) proxyConfig() (proxy.Config, error) {
 			return proxy.Config{}, fmt.Errorf("%s %d: want an inherited descriptor, 3 or above", f.flag, f.fd)
 		}
 	}
+	if c.MaxConns < 1 {
+		return proxy.Config{}, fmt.Errorf("--max-conns %d: want at least 1", c.MaxConns)
+	}
+	if c.PerClientMaxConns < 0 {
+		return proxy.Config{}, fmt.Errorf("--per-client-max-conns %d: want 0 (no limit) or more", c.PerClientMaxConns)
+	}
+	perClient := c.PerClientMaxConns
+	if perClient == 0 {
+		perClient = -1 // the proxy's word for no cap
+	}
 	if c.ListenFD != 0 && c.ListenFD == c.HealthListenFD {
 		return proxy.Config{}, fmt.Errorf("--listen-fd and --health-listen-fd are both %d: they must differ", c.ListenFD)
 	}
 	cfg := proxy.Config{
-		Listen:         net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
-		HealthListen:   net.JoinHostPort(c.HealthHost, strconv.Itoa(c.HealthPort)),
-		Backends:       c.Backends.Value(),
-		ListenFD:       c.ListenFD,
-		HealthListenFD: c.HealthListenFD,
+		Listen:            net.JoinHostPort(c.Host, strconv.Itoa(c.Port)),
+		HealthListen:      net.JoinHostPort(c.HealthHost, strconv.Itoa(c.HealthPort)),
+		Backends:          c.Backends.Value(),
+		ListenFD:          c.ListenFD,
+		HealthListenFD:    c.HealthListenFD,
+		MaxConns:          c.MaxConns,
+		MaxConnsPerClient: perClient,
 	}
 	if err := c.trust(&cfg); err != nil {
 		return proxy.Config{}, err

@@ -46,6 +46,23 @@ func TestLBConfig(t *testing.T) {
 		if len(cfg.Backends) != 2 || cfg.HealthInterval != time.Second || cfg.MaxIdleConnsPerHost < 256 {
 			t.Fatalf("cfg %+v", cfg)
 		}
+		if cfg.MaxConns != 10000 || cfg.MaxConnsPerClient != 256 || cfg.BodyIdleTimeout != 10*time.Second {
+			t.Fatalf("caps %d, %d per client, body stall limit %v", cfg.MaxConns, cfg.MaxConnsPerClient, cfg.BodyIdleTimeout)
+		}
+	})
+	t.Run("ConnCaps", func(t *testing.T) {
+		cfg, _, err := parseLB(t, "--max-conns", "5", "--per-client-max-conns", "0", "--backend", "127.0.0.1:3001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxConns != 5 || cfg.MaxConnsPerClient >= 0 {
+			t.Fatalf("caps %d, %d per client: want 5 and none", cfg.MaxConns, cfg.MaxConnsPerClient)
+		}
+		for _, args := range [][]string{{"--max-conns", "0"}, {"--per-client-max-conns", "-1"}} {
+			if _, _, err := parseLB(t, append(args, "--backend", "127.0.0.1:3001")...); err == nil || !strings.Contains(err.Error(), args[0]) {
+				t.Errorf("%v: %v, want an error naming the flag", args, err)
+			}
+		}
 	})
 	t.Run("Named", func(t *testing.T) {
 		cfg, _, err := parseLB(t, "--backend", "backend-1=127.0.0.1:3001", "--backend", "127.0.0.1:3002")

@@ -101,7 +101,8 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 	}
 	base := func() cluster.Settings {
 		return cluster.Settings{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "/data", Host: "127.0.0.1",
-			RunDir: runDir, Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second, Restart: supervisor.DefaultRestartPolicy()}
+			RunDir: runDir, Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second, Restart: supervisor.DefaultRestartPolicy(),
+			MaxConns: 10000, PerClientMaxConns: 256}
 	}
 	dsn := "postgres://poster:s3cr3t@db.internal:5432/poster"
 	cases := map[string]struct {
@@ -127,7 +128,9 @@ func TestPlanParsesWithRealCommands(t *testing.T) {
 			s.Backends, s.Port, s.HealthPort, s.BasePort, s.Host = 3, 18080, 18081, 19000, "0.0.0.0"
 			s.Grace = 0 // the LB still gets a positive drain timeout
 		}, format: "console", level: "info", wantDB: "/data/poster.db", wantDrain: time.Millisecond},
-		"NoLB": {edit: func(s *cluster.Settings) { s.NoLB, s.Backends, s.Host = true, 4, "0.0.0.0" }, format: "json", level: "info", wantDB: "/data/poster.db", noLB: true},
+		"ConnCaps":          {edit: func(s *cluster.Settings) { s.MaxConns, s.PerClientMaxConns = 50, 0 }, format: "json", level: "info", wantDB: "/data/poster.db", wantDrain: 10 * time.Second},
+		"LBDefaultMaxConns": {edit: func(s *cluster.Settings) { s.MaxConns, s.PerClientMaxConns = 0, 7 }, format: "json", level: "info", wantDB: "/data/poster.db", wantDrain: 10 * time.Second},
+		"NoLB":              {edit: func(s *cluster.Settings) { s.NoLB, s.Backends, s.Host = true, 4, "0.0.0.0" }, format: "json", level: "info", wantDB: "/data/poster.db", noLB: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -223,6 +226,16 @@ func checkLB(t *testing.T, s cluster.Settings, spec supervisor.Spec, got childRu
 	}
 	if got.drain != wantDrain {
 		t.Errorf("lb drain timeout %v, want %v", got.drain, wantDrain)
+	}
+	wantMax, wantPer := s.MaxConns, s.PerClientMaxConns
+	if wantMax == 0 {
+		wantMax = 10000
+	}
+	if wantPer == 0 {
+		wantPer = -1 // no cap
+	}
+	if lb.MaxConns != wantMax || lb.MaxConnsPerClient != wantPer {
+		t.Errorf("lb caps %d and %d per client, want %d and %d", lb.MaxConns, lb.MaxConnsPerClient, wantMax, wantPer)
 	}
 	// Spec.Listen becomes fds 3, 4, … in order: each fd the LB is told
 	// must be the socket for the port it serves there.

@@ -40,6 +40,8 @@ func upFlags(cfg *upConfig) []cli.Flag {
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "remote-backend", Usage: "host:port of a backend on another machine for the load balancer (repeat for each)", Destination: &cfg.remote}),
 		altsrc.NewStringSliceFlag(&cli.StringSliceFlag{Name: "trusted-proxy", Usage: "CIDR or address of a front proxy (TLS terminator) whose X-Forwarded-Proto the load balancer passes on (repeat for each)", Destination: &cfg.trusted}),
 		altsrc.NewStringFlag(runDirFlag(&cfg.RunDir)),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "max-conns", Value: 10000, Usage: "most client connections the load balancer keeps open; beyond, 503", Destination: &cfg.MaxConns}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "per-client-max-conns", Value: 256, Usage: "most load balancer connections from one client address (0: no limit)", Destination: &cfg.PerClientMaxConns}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "grace", Value: 10 * time.Second, Usage: "on stop, how long children may drain before SIGKILL", Destination: &cfg.Grace}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "ready-timeout", Value: 30 * time.Second, Usage: "how long one start of a child may take to answer its health check", Destination: &cfg.ReadyTimeout}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "restart-backoff-min", Value: def.MinBackoff, Usage: "delay before the first restart of a crashed child", Destination: &cfg.Restart.MinBackoff}),
