@@ -26,7 +26,7 @@ func TestLBCommandBadInput(t *testing.T) {
 		{"NoBackend", []string{"lb"}, "posterctl: lb: no backend given: pass --backend host:port at least once"},
 		{"BadBackend", []string{"lb", "--backend", "nonsense"}, `posterctl: lb: backend "nonsense": want host:port or http://host:port`},
 		{"BadPort", []string{"lb", "--port", "99999", "--backend", "127.0.0.1:1"}, "posterctl: lb: --port 99999: want a port from 1 to 65535"},
-		{"BadLogLevel", []string{"--log-level", "loud", "lb", "--backend", "127.0.0.1:1"}, `posterctl: lb: invalid --log-level "loud"`},
+		{"BadLogLevel", []string{"--log-level", "loud", "lb", "--backend", "127.0.0.1:1"}, `posterctl: invalid --log-level "loud"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, code := clitest.Run(t, 30*time.Second, posterctlBin, tc.args...)

@@ -240,7 +240,7 @@ func TestBackend_StartupErrors(t *testing.T) {
 		{"bad port", []string{"backend", "--db", db, "abc"}, `invalid port "abc"`},
 		{"port out of range", []string{"backend", "--db", db, "--port", "70000"}, "invalid port 70000"},
 		{"port twice", []string{"backend", "--db", db, "--port", port, "1234"}, "port given twice"},
-		{"flag after port", []string{"backend", port, "--db", db}, "put flags first"},
+		{"flag after --", []string{"backend", "--", port, "--db", db}, "put flags first"},
 		{"bad host", []string{"backend", "--db", db, "--host", "not a host", port}, `invalid --host "not a host"`},
 		{"db dir is a file", []string{"backend", "--db", filepath.Join(file, "poster.db"), port}, "open store"},
 		{"db is not sqlite", []string{"backend", "--db", file, port}, file + " is not a SQLite database"},

@@ -95,16 +95,16 @@ func cleanEnv() []string {
 // that talk to a cluster, "no cluster running" 3 (down: 0, nothing to do),
 // each with one line on stderr.
 func TestExitCodes(t *testing.T) {
-	empty := t.TempDir()     // no cluster
-	broken := t.TempDir()    // a supervisor that answers every request with 500
-	answering := t.TempDir() // a foreground cluster: status answers, no logs
+	empty := privateDir(t)     // no cluster
+	broken := privateDir(t)    // a supervisor that answers every request with 500
+	answering := privateDir(t) // a foreground cluster: status answers, no logs
 	fakeSupervisor(t, broken, nil)
 	fakeSupervisor(t, answering, &supervisor.Status{Supervisor: supervisor.SupervisorStatus{Pid: 1}})
-	file := filepath.Join(t.TempDir(), "file")
+	file := filepath.Join(privateDir(t), "file")
 	os.WriteFile(file, nil, 0o600)
 	p := strconv.Itoa
 	busy, free, free2, free3 := busyPort(t), clitest.FreePort(t), clitest.FreePort(t), clitest.FreePort(t)
-	db := filepath.Join(t.TempDir(), "poster.db")
+	db := filepath.Join(privateDir(t), "poster.db")
 
 	for _, tc := range []struct {
 		name string
@@ -122,7 +122,7 @@ func TestExitCodes(t *testing.T) {
 		{"UpSetting", []string{"up", "--backends", "99"}, 2, "--backends"},
 		{"UpListen", []string{"up", "--listen", "example.com"}, 2, "--listen"},
 		{"UpArgs", []string{"up", "extra"}, 2, "unexpected arguments"},
-		{"UpFailure", []string{"up", "--data-dir", filepath.Join(file, "data"), "--run-dir", t.TempDir(),
+		{"UpFailure", []string{"up", "--data-dir", filepath.Join(file, "data"), "--run-dir", privateDir(t),
 			"--port", p(free), "--health-port", p(free2), "--base-port", p(free3)}, 1, "not a directory"},
 
 		{"StatusFlag", []string{"status", "--bogus"}, 2, "-bogus"},
@@ -181,7 +181,7 @@ func TestExitCodes(t *testing.T) {
 
 // A --json command fails in JSON too, on stdout, with the same exit code.
 func TestJSONErrors(t *testing.T) {
-	empty, broken := t.TempDir(), t.TempDir()
+	empty, broken := privateDir(t), privateDir(t)
 	fakeSupervisor(t, broken, nil)
 	for _, tc := range []struct {
 		args []string
@@ -206,7 +206,7 @@ func TestJSONErrors(t *testing.T) {
 // The flags after a name work on every client command: each of these
 // reaches the run dir it names.
 func TestFlagsAfterNames(t *testing.T) {
-	dir := t.TempDir()
+	dir := privateDir(t)
 	logs := filepath.Join(dir, supervisor.LogsDir)
 	os.MkdirAll(logs, 0o700)
 	var lines strings.Builder
@@ -230,7 +230,7 @@ func TestFlagsAfterNames(t *testing.T) {
 // The range scale states is the cluster's: from 0 with remote backends,
 // less one per remote backend at the top.
 func TestScaleRangeOfCluster(t *testing.T) {
-	remote, local := t.TempDir(), t.TempDir()
+	remote, local := privateDir(t), privateDir(t)
 	fakeSupervisor(t, remote, &supervisor.Status{Children: []supervisor.ChildStatus{
 		{Name: "backend-1", State: supervisor.Running}, {Name: "10.0.0.2:3001", Remote: true}, {Name: "10.0.0.3:3001", Remote: true}}})
 	fakeSupervisor(t, local, &supervisor.Status{Children: []supervisor.ChildStatus{{Name: "backend-1", State: supervisor.Running}}})
@@ -272,4 +272,15 @@ func TestExitReport(t *testing.T) {
 			t.Errorf("exitReport(%v, %v) = %d, %q, %q; want %d, %q, %q", tc.err, tc.asJSON, code, out.String(), errw.String(), tc.code, tc.stdout, tc.stderr)
 		}
 	}
+}
+
+// privateDir is a temporary directory that passes the run dir check (mode
+// 0700); t.TempDir's directories follow the umask.
+func privateDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
