@@ -26,6 +26,8 @@ type gen struct {
 	write *sql.DB // one connection, transactions begin IMMEDIATE
 	read  *sql.DB // query-only connections
 	side  *sql.DB // one connection for the watch goroutine
+	ver   verConn // PRAGMA data_version for Version
+	st    stmts
 
 	file    fileID // device and inode of the file the pools have open
 	storeID string
@@ -33,7 +35,7 @@ type gen struct {
 
 // close closes the pools that are open.
 func (g *gen) close() error {
-	var errs []error
+	errs := []error{g.st.close(), g.ver.close()}
 	for _, p := range []*sql.DB{g.read, g.side, g.write} {
 		if p != nil {
 			errs = append(errs, p.Close())
@@ -140,6 +142,12 @@ func (db *DB) openGen(ctx context.Context) (_ *gen, err error) {
 	g.side.SetConnMaxIdleTime(0)
 	g.side.SetConnMaxLifetime(0)
 	if err := g.side.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
+	}
+	if err := g.ver.open(ctx, db.dsn(poolRead)); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
+	}
+	if err := g.st.prepare(ctx, g); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
 	}
 	return g, nil
