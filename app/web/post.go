@@ -34,6 +34,14 @@ func (s *Server) handleListPosts(w http.ResponseWriter, r *http.Request) {
 		}
 		before = n
 	}
+	if before == 0 {
+		if done, err := s.newestPage(r.Context(), w, limit); err != nil {
+			s.Error(w, r, err)
+			return
+		} else if done {
+			return
+		}
+	}
 	// One extra row tells whether an older page exists.
 	posts, err := s.Store.FindPosts(r.Context(), app.PostFilter{Before: before, Limit: limit + 1})
 	if err != nil {
@@ -80,5 +88,5 @@ func (s *Server) handleCreatePost(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, p)
+	writePost(w, http.StatusCreated, p)
 }
