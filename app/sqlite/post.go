@@ -16,32 +16,37 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 		first    *app.Post
 		replayed bool
 	)
-	err := db.inTx(ctx, func(tx *sql.Tx, g *gen) error {
-		now := db.Now()
-		if idempotencyKey != "" {
-			var err error
-			if first, err = findIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, now); err != nil {
-				return err
-			} else if first != nil {
-				replayed = true
-				return nil
-			}
-		}
-		if err := createPost(ctx, tx, g, p, now); err != nil {
-			return err
-		}
-		if idempotencyKey != "" {
-			if err := saveIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
-				return err
-			}
-		}
-		first = p
-		return nil
+	p.Author = "" // the caller's name for the author is not taken on trust
+	err := db.inTx(ctx, func(tx *sql.Tx, g *gen) (err error) {
+		first, replayed, err = createPostTx(ctx, tx, g, p, idempotencyKey, db.Now())
+		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return first, replayed, nil
+}
+
+// createPostTx is CreatePost inside tx. p.Author, when set, is taken as the
+// author's name rather than read again.
+func createPostTx(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, idempotencyKey string, now time.Time) (*app.Post, bool, error) {
+	if idempotencyKey != "" {
+		first, err := findIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, now)
+		if err != nil {
+			return nil, false, err
+		} else if first != nil {
+			return first, true, nil
+		}
+	}
+	if err := createPost(ctx, tx, g, p, now); err != nil {
+		return nil, false, err
+	}
+	if idempotencyKey != "" {
+		if err := saveIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
+			return nil, false, err
+		}
+	}
+	return p, false, nil
 }
 
 func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.Time) error {
@@ -59,6 +64,9 @@ func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.T
 	}
 	if p.ID, err = res.LastInsertId(); err != nil {
 		return storeErr("create post", err)
+	}
+	if p.Author != "" {
+		return nil
 	}
 	if err := tx.StmtContext(ctx, g.st.username).QueryRowContext(ctx, p.AuthorID).Scan(&p.Author); errors.Is(err, sql.ErrNoRows) {
 		return app.Errorf(app.ENOTFOUND, "author not found")

@@ -20,6 +20,9 @@ const (
 	sqlFindSession = `SELECT s.user_id, s.created_at, s.expires_at, u.username, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > ?`
+	sqlSessionUser = `SELECT s.user_id, u.username
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.token_hash = ? AND s.expires_at > ?`
 	sqlInsertPost = `INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`
 	sqlUsername   = `SELECT username FROM users WHERE id = ?`
 	sqlExpireKeys = `DELETE FROM idempotency_keys WHERE user_id = ? AND created_at <= ?`
@@ -38,7 +41,7 @@ const (
 type stmts struct {
 	findPosts, findPostsBefore, findSession *sql.Stmt // read pool
 
-	insertPost, username, expireKeys, findKey, saveKey *sql.Stmt // write pool
+	sessionUser, insertPost, username, expireKeys, findKey, saveKey *sql.Stmt // write pool
 }
 
 // prepare prepares every statement of g. The caller closes g on error.
@@ -51,6 +54,7 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 		{&st.findPosts, g.read, sqlFindPosts},
 		{&st.findPostsBefore, g.read, sqlFindPostsBefore},
 		{&st.findSession, g.read, sqlFindSession},
+		{&st.sessionUser, g.write, sqlSessionUser},
 		{&st.insertPost, g.write, sqlInsertPost},
 		{&st.username, g.write, sqlUsername},
 		{&st.expireKeys, g.write, sqlExpireKeys},
@@ -70,7 +74,7 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 func (st *stmts) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.findPosts, st.findPostsBefore, st.findSession,
-		st.insertPost, st.username, st.expireKeys, st.findKey, st.saveKey} {
+		st.sessionUser, st.insertPost, st.username, st.expireKeys, st.findKey, st.saveKey} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
