@@ -73,8 +73,8 @@ func TestDB_Open(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "poster.db")
 		MustOpenDBAt(t, path)
 		MustOpenDBAt(t, path)
-		if n := rawQuery[int](t, path, `SELECT count(*) FROM schema_migrations`); n != 2 {
-			t.Fatalf("schema_migrations has %d rows, want 2 (0001_init, 0002_store_id)", n)
+		if n := rawQuery[int](t, path, `SELECT count(*) FROM schema_migrations`); n != 3 {
+			t.Fatalf("schema_migrations has %d rows, want 3 (0001_init, 0002_store_id, 0003_idempotency_expiry)", n)
 		}
 	})
 
