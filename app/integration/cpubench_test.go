@@ -97,7 +97,7 @@ func BenchmarkBackendCPU(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					res := driveLoad(t.be.url[len("http://"):], cpuBenchConns, d, ep)
+					res := driveLoad([]string{t.be.url[len("http://"):]}, cpuBenchConns, d, ep)
 					after, err := procCPU(t.be.Pid())
 					if err != nil {
 						b.Fatal(err)
@@ -112,6 +112,7 @@ func BenchmarkBackendCPU(b *testing.B) {
 					cpu[key] = append(cpu[key], us)
 					b.ReportMetric(us, "cpu-µs/req")
 					b.ReportMetric(float64(res.requests)/res.elapsed.Seconds(), "req/s")
+					b.ReportMetric(float64(res.p99)/float64(time.Microsecond), "p99-µs")
 				})
 			}
 		}

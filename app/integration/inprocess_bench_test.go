@@ -51,7 +51,7 @@ func BenchmarkServerInProcess(b *testing.B) {
 		{"mixed_9GET_1POST", mixed(list, postReq(c.cookie, false)), mixedWant},
 	} {
 		b.Run(ep.name, func(b *testing.B) {
-			res := driveLoad(srv.Addr().String(), cpuBenchConns, d, ep)
+			res := driveLoad([]string{srv.Addr().String()}, cpuBenchConns, d, ep)
 			if res.failures > 0 {
 				b.Fatalf("%d of %d requests failed, first: %s", res.failures, res.requests, res.firstErr)
 			}

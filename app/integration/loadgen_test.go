@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,11 +79,13 @@ type loadResult struct {
 	elapsed  time.Duration
 	failures int64
 	firstErr string
+	p50, p99 time.Duration
 }
 
-// driveLoad sends requests over conns keep-alive connections to addr, one
-// at a time per connection, until d has passed, and counts the answers.
-func driveLoad(addr string, conns int, d time.Duration, ep endpoint) loadResult {
+// driveLoad sends requests over conns keep-alive connections, spread over
+// addrs, one at a time per connection, until d has passed, and counts and
+// times the answers.
+func driveLoad(addrs []string, conns int, d time.Duration, ep endpoint) loadResult {
 	var (
 		next, done, failures atomic.Int64
 		errOnce              sync.Once
@@ -95,11 +98,12 @@ func driveLoad(addr string, conns int, d time.Duration, ep endpoint) loadResult 
 	}
 	stop := make(chan struct{})
 	start := time.Now()
-	for range conns {
+	lat := make([][]time.Duration, conns)
+	for i := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
+			c, err := net.Dial("tcp", addrs[i%len(addrs)])
 			if err != nil {
 				fail(err.Error())
 				return
@@ -114,6 +118,7 @@ func driveLoad(addr string, conns int, d time.Duration, ep endpoint) loadResult 
 				default:
 				}
 				buf = ep.req(buf[:0], next.Add(1))
+				sent := time.Now()
 				if _, err := c.Write(buf); err != nil {
 					fail(err.Error())
 					return
@@ -134,6 +139,7 @@ func driveLoad(addr string, conns int, d time.Duration, ep endpoint) loadResult 
 				if !ok {
 					fail(fmt.Sprintf("%s: status %d", ep.name, resp.StatusCode))
 				}
+				lat[i] = append(lat[i], time.Since(sent))
 				done.Add(1)
 			}
 		}()
@@ -142,7 +148,13 @@ func driveLoad(addr string, conns int, d time.Duration, ep endpoint) loadResult 
 	<-timer.C
 	close(stop)
 	wg.Wait()
-	return loadResult{requests: done.Load(), elapsed: time.Since(start), failures: failures.Load(), firstErr: firstErr}
+	res := loadResult{requests: done.Load(), elapsed: time.Since(start), failures: failures.Load(), firstErr: firstErr}
+	all := slices.Concat(lat...)
+	if len(all) > 0 {
+		slices.Sort(all)
+		res.p50, res.p99 = all[len(all)/2], all[len(all)*99/100]
+	}
+	return res
 }
 
 // procCPU returns the user plus system CPU time pid has used so far, from
