@@ -16,10 +16,9 @@ import (
 // BenchmarkServerInProcess runs web.Server on a SQLite store inside the test
 // process, under the same load as BenchmarkBackendCPU, so that -cpuprofile
 // and -memprofile show where a request's CPU goes (the profile holds the
-// load generator too; focus on net/http.(*conn).serve). Each endpoint runs
-// for POSTERCTL_BENCH_DURATION; use -benchtime 1x:
+// load generator too; focus on net/http.(*conn).serve):
 //
-//	go test -run '^$' -bench ServerInProcess -benchtime 1x -cpuprofile cpu.out ./app/integration/
+//	go test -run '^$' -bench 'ServerInProcess/POST_posts$' -benchtime 4s -cpuprofile cpu.out ./app/integration/
 func BenchmarkServerInProcess(b *testing.B) {
 	db := sqlite.NewDB(dbPath(b))
 	if err := db.Open(); err != nil {
@@ -41,7 +40,6 @@ func BenchmarkServerInProcess(b *testing.B) {
 		c.must("POST", srv.URL()+"/api/posts", map[string]string{"content": fmt.Sprint("seed post number ", i, ", of a length like most posts have")}, http.StatusCreated)
 	}
 	list := getReq("/api/posts", "")
-	d := benchDuration(b)
 	for _, ep := range []endpoint{
 		{"GET_posts", list, http.StatusOK},
 		{"GET_posts_limit1", getReq("/api/posts?limit=1", ""), http.StatusOK},
@@ -51,7 +49,7 @@ func BenchmarkServerInProcess(b *testing.B) {
 		{"mixed_9GET_1POST", mixed(list, postReq(c.cookie, false)), mixedWant},
 	} {
 		b.Run(ep.name, func(b *testing.B) {
-			res := driveLoad([]string{srv.Addr().String()}, cpuBenchConns, d, ep)
+			res := driveLoad([]string{srv.Addr().String()}, cpuBenchConns, int64(b.N), ep)
 			if res.failures > 0 {
 				b.Fatalf("%d of %d requests failed, first: %s", res.failures, res.requests, res.firstErr)
 			}

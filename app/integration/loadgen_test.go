@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -82,10 +81,10 @@ type loadResult struct {
 	p50, p99 time.Duration
 }
 
-// driveLoad sends requests over conns keep-alive connections, spread over
-// addrs, one at a time per connection, until d has passed, and counts and
-// times the answers.
-func driveLoad(addrs []string, conns int, d time.Duration, ep endpoint) loadResult {
+// driveLoad sends n requests over conns keep-alive connections, spread
+// over addrs, one at a time per connection, and counts and times the
+// answers.
+func driveLoad(addrs []string, conns int, n int64, ep endpoint) loadResult {
 	var (
 		next, done, failures atomic.Int64
 		errOnce              sync.Once
@@ -96,7 +95,6 @@ func driveLoad(addrs []string, conns int, d time.Duration, ep endpoint) loadResu
 		failures.Add(1)
 		errOnce.Do(func() { firstErr = msg })
 	}
-	stop := make(chan struct{})
 	start := time.Now()
 	lat := make([][]time.Duration, conns)
 	for i := range conns {
@@ -112,12 +110,11 @@ func driveLoad(addrs []string, conns int, d time.Duration, ep endpoint) loadResu
 			br := bufio.NewReaderSize(c, 64<<10)
 			var buf []byte
 			for {
-				select {
-				case <-stop:
+				k := next.Add(1)
+				if k > n {
 					return
-				default:
 				}
-				buf = ep.req(buf[:0], next.Add(1))
+				buf = ep.req(buf[:0], k)
 				sent := time.Now()
 				if _, err := c.Write(buf); err != nil {
 					fail(err.Error())
@@ -144,9 +141,6 @@ func driveLoad(addrs []string, conns int, d time.Duration, ep endpoint) loadResu
 			}
 		}()
 	}
-	timer := time.NewTimer(d)
-	<-timer.C
-	close(stop)
 	wg.Wait()
 	res := loadResult{requests: done.Load(), elapsed: time.Since(start), failures: failures.Load(), firstErr: firstErr}
 	all := slices.Concat(lat...)
@@ -182,18 +176,4 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	// USER_HZ is 100 on every Linux the project targets.
 	return time.Duration(ut+st) * 10 * time.Millisecond, nil
-}
-
-// benchDuration is how long each measured run lasts:
-// POSTERCTL_BENCH_DURATION (a Go duration) or 2 s.
-func benchDuration(tb testing.TB) time.Duration {
-	v := os.Getenv("POSTERCTL_BENCH_DURATION")
-	if v == "" {
-		return 2 * time.Second
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		tb.Fatalf("POSTERCTL_BENCH_DURATION=%q: want a positive Go duration such as 3s", v)
-	}
-	return d
 }

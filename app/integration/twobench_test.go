@@ -17,12 +17,11 @@ import (
 // shows as p99 latency and lost req/s rather than CPU. With
 // POSTERCTL_BENCH_BASELINE_BIN set, the baseline's pair runs interleaved.
 //
-//	go test -run '^$' -bench TwoBackendsWrite -benchtime 1x ./app/integration/
+//	go test -run '^$' -bench TwoBackendsWrite -benchtime 2s ./app/integration/
 func BenchmarkTwoBackendsWrite(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("SKIPPED: reads backend CPU time from /proc (Linux only)")
 	}
-	d := benchDuration(b)
 	bins := [][2]string{{"new", bin}}
 	if base := os.Getenv(BaselineEnv); base != "" {
 		bins = append(bins, [2]string{"base", base})
@@ -69,7 +68,7 @@ func BenchmarkTwoBackendsWrite(b *testing.B) {
 						}
 						before += t
 					}
-					res := driveLoad(addrs, cpuBenchConns, d, ep)
+					res := driveLoad(addrs, cpuBenchConns, int64(b.N), ep)
 					var after time.Duration
 					for _, be := range p.bes[:procs] {
 						t, err := procCPU(be.Pid())
