@@ -23,6 +23,11 @@ const (
 	sqlSessionUser = `SELECT s.user_id, u.username
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > ?`
+	// A post without an idempotency key: the session check, the insert and
+	// the author's name in one statement. No row means no live session.
+	sqlInsertSessionPost = `INSERT INTO posts (user_id, content, created_at)
+		SELECT s.user_id, ?, ? FROM sessions s WHERE s.token_hash = ? AND s.expires_at > ?
+		RETURNING id, user_id, (SELECT username FROM users WHERE users.id = posts.user_id)`
 	sqlInsertPost = `INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`
 	sqlUsername   = `SELECT username FROM users WHERE id = ?`
 	sqlExpireKeys = `DELETE FROM idempotency_keys WHERE user_id = ? AND created_at <= ?`
@@ -41,7 +46,7 @@ const (
 type stmts struct {
 	findPosts, findPostsBefore, findSession *sql.Stmt // read pool
 
-	sessionUser, insertPost, username, expireKeys, findKey, saveKey *sql.Stmt // write pool
+	sessionUser, insertSessionPost, insertPost, username, expireKeys, findKey, saveKey *sql.Stmt // write pool
 }
 
 // prepare prepares every statement of g. The caller closes g on error.
@@ -55,6 +60,7 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 		{&st.findPostsBefore, g.read, sqlFindPostsBefore},
 		{&st.findSession, g.read, sqlFindSession},
 		{&st.sessionUser, g.write, sqlSessionUser},
+		{&st.insertSessionPost, g.write, sqlInsertSessionPost},
 		{&st.insertPost, g.write, sqlInsertPost},
 		{&st.username, g.write, sqlUsername},
 		{&st.expireKeys, g.write, sqlExpireKeys},
@@ -74,7 +80,7 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 func (st *stmts) close() error {
 	var errs []error
 	for _, s := range []*sql.Stmt{st.findPosts, st.findPostsBefore, st.findSession,
-		st.sessionUser, st.insertPost, st.username, st.expireKeys, st.findKey, st.saveKey} {
+		st.sessionUser, st.insertSessionPost, st.insertPost, st.username, st.expireKeys, st.findKey, st.saveKey} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

@@ -52,15 +52,19 @@ func testSessionPost(t *testing.T, open Opener) {
 		{"Missing", []byte("no-such-token"), clock.Now()},
 		{"Expired", sess.TokenHash, sess.ExpiresAt},
 	} {
-		if _, _, err := sp.CreateSessionPost(ctx, tc.hash, tc.now, &app.Post{Content: "x"}, "k2"); app.ErrorCode(err) != app.EUNAUTHORIZED {
-			t.Errorf("%s: err = %v, want unauthorized", tc.name, err)
+		for _, key := range []string{"", "k2"} {
+			if _, _, err := sp.CreateSessionPost(ctx, tc.hash, tc.now, &app.Post{Content: "x"}, key); app.ErrorCode(err) != app.EUNAUTHORIZED {
+				t.Errorf("%s, key %q: err = %v, want unauthorized", tc.name, key, err)
+			}
 		}
 	}
 	if err := sub.Reopen(t).DeleteSession(ctx, sess.TokenHash); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := sp.CreateSessionPost(ctx, sess.TokenHash, clock.Now(), &app.Post{Content: "x"}, "k3"); app.ErrorCode(err) != app.EUNAUTHORIZED {
-		t.Errorf("logged out through another store: err = %v, want unauthorized", err)
+	for _, key := range []string{"", "k3"} {
+		if _, _, err := sp.CreateSessionPost(ctx, sess.TokenHash, clock.Now(), &app.Post{Content: "x"}, key); app.ErrorCode(err) != app.EUNAUTHORIZED {
+			t.Errorf("logged out through another store, key %q: err = %v, want unauthorized", key, err)
+		}
 	}
 	if n := sub.Count(t, "posts"); n != 2 {
 		t.Fatalf("%d posts stored, want 2", n)
