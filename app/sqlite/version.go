@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/posterctl/posterctl/app"
@@ -13,12 +15,15 @@ import (
 // pragma's value is per connection (it changes when any other connection,
 // of this process or another, commits), so it is always asked on this one
 // connection, held for the gen's life: a pool could hand out a new
-// connection whose count happens to equal the old one's.
+// connection whose count happens to equal the old one's. Every request of
+// a cached page asks it, so the statement runs on the driver directly,
+// without database/sql's rows and scanning.
 type verConn struct {
 	mu   sync.Mutex // one statement, so one caller at a time
 	pool *sql.DB
 	conn *sql.Conn
-	stmt *sql.Stmt
+	stmt driver.Stmt // used only inside conn.Raw
+	vals [1]driver.Value
 }
 
 func (v *verConn) open(ctx context.Context, dsn string) (err error) {
@@ -30,26 +35,53 @@ func (v *verConn) open(ctx context.Context, dsn string) (err error) {
 	if v.conn, err = v.pool.Conn(ctx); err != nil {
 		return err
 	}
-	v.stmt, err = v.conn.PrepareContext(ctx, sqlDataVersion)
-	return err
+	return v.conn.Raw(func(dc any) error {
+		pc, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot prepare with a context", dc)
+		}
+		v.stmt, err = pc.PrepareContext(ctx, sqlDataVersion)
+		return err
+	})
 }
 
-func (v *verConn) dataVersion(ctx context.Context) (int64, error) {
+func (v *verConn) dataVersion(ctx context.Context) (dv int64, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	var dv int64
-	err := v.stmt.QueryRowContext(ctx).Scan(&dv)
+	err = v.conn.Raw(func(any) error {
+		sq, ok := v.stmt.(driver.StmtQueryContext)
+		if !ok {
+			return fmt.Errorf("driver statement %T cannot query with a context", v.stmt)
+		}
+		rows, err := sq.QueryContext(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if err := rows.Next(v.vals[:]); err != nil {
+			return err
+		}
+		n, ok := v.vals[0].(int64)
+		if !ok {
+			return fmt.Errorf("data_version is %T, not an integer", v.vals[0])
+		}
+		dv = n
+		return nil
+	})
 	return dv, err
 }
 
 func (v *verConn) close() error {
 	var errs []error
-	if v.stmt != nil {
-		errs = append(errs, v.stmt.Close())
-	}
 	// A store may be closed twice; the second close finds the connection
 	// gone, as sql.DB.Close does without complaint.
 	if v.conn != nil {
+		if v.stmt != nil {
+			err := v.conn.Raw(func(any) error { return v.stmt.Close() })
+			if !errors.Is(err, sql.ErrConnDone) {
+				errs = append(errs, err)
+			}
+		}
 		if err := v.conn.Close(); !errors.Is(err, sql.ErrConnDone) {
 			errs = append(errs, err)
 		}
