@@ -157,10 +157,6 @@ func (db *DB) openGen(ctx context.Context) (_ *gen, err error) {
 // handlers' code does not change when a restored file is reopened.
 type readPool struct{ db *DB }
 
-func (p readPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return p.db.cur().read.QueryContext(ctx, query, args...)
-}
-
 func (p readPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return p.db.cur().read.QueryRowContext(ctx, query, args...)
 }
