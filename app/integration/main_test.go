@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -53,12 +52,7 @@ type backend struct {
 // waits until its health check answers.
 func startBackend(tb testing.TB, db, name string, extra ...string) *backend {
 	tb.Helper()
-	port := clitest.FreePort(tb)
-	args := append(extra, "backend", "--port", strconv.Itoa(port), "--db", db, "--name", name)
-	p := clitest.Start(tb, bin, args...)
-	b := &backend{Process: p, name: name, port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	waitHealthy(tb, b)
-	return b
+	return startBackendBin(tb, bin, db, name, extra...)
 }
 
 func waitHealthy(tb testing.TB, b *backend) {

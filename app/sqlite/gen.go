@@ -26,6 +26,8 @@ type gen struct {
 	write *sql.DB // one connection, transactions begin IMMEDIATE
 	read  *sql.DB // query-only connections
 	side  *sql.DB // one connection for the watch goroutine
+	ver   verConn // PRAGMA data_version for Version
+	st    stmts
 
 	file    fileID // device and inode of the file the pools have open
 	storeID string
@@ -33,7 +35,7 @@ type gen struct {
 
 // close closes the pools that are open.
 func (g *gen) close() error {
-	var errs []error
+	errs := []error{g.st.close(), g.ver.close()}
 	for _, p := range []*sql.DB{g.read, g.side, g.write} {
 		if p != nil {
 			errs = append(errs, p.Close())
@@ -142,16 +144,18 @@ func (db *DB) openGen(ctx context.Context) (_ *gen, err error) {
 	if err := g.side.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
 	}
+	if err := g.ver.open(ctx, db.dsn(poolRead)); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
+	}
+	if err := g.st.prepare(ctx, g); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
+	}
 	return g, nil
 }
 
 // readPool runs queries on the read pool of the current gen, so that the
 // handlers' code does not change when a restored file is reopened.
 type readPool struct{ db *DB }
-
-func (p readPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return p.db.cur().read.QueryContext(ctx, query, args...)
-}
 
 func (p readPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return p.db.cur().read.QueryRowContext(ctx, query, args...)

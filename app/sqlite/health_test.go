@@ -271,6 +271,20 @@ func testDeleted(t *testing.T, suffixes []string) {
 			t.Fatalf("a store reads %d posts, the file has %d", len(posts), len(inFile))
 		}
 	}
+	// And their versions follow the file at the path, so that no cache
+	// keeps a page of the deleted file.
+	for _, db := range []*sqlite.DB{a, b} {
+		v, err := db.Version(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(`INSERT INTO posts (user_id, content, created_at) VALUES (?, 'raw', 0)`, posters[0].user); err != nil {
+			t.Fatal(err)
+		}
+		if again, err := db.Version(context.Background()); err != nil || again == v {
+			t.Fatalf("version %d before a commit to the file at the path, %d after (%v)", v, again, err)
+		}
+	}
 }
 
 // TestDB_Replaced: another file at the path makes writes fail with

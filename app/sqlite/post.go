@@ -16,27 +16,10 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 		first    *app.Post
 		replayed bool
 	)
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		now := db.Now()
-		if idempotencyKey != "" {
-			var err error
-			if first, err = findIdempotent(ctx, tx, p.AuthorID, idempotencyKey, now); err != nil {
-				return err
-			} else if first != nil {
-				replayed = true
-				return nil
-			}
-		}
-		if err := createPost(ctx, tx, p, now); err != nil {
-			return err
-		}
-		if idempotencyKey != "" {
-			if err := saveIdempotent(ctx, tx, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
-				return err
-			}
-		}
-		first = p
-		return nil
+	p.Author = "" // the caller's name for the author is not taken on trust
+	err := db.inTx(ctx, func(tx *sql.Tx, g *gen) (err error) {
+		first, replayed, err = createPostTx(ctx, tx, g, p, idempotencyKey, db.Now())
+		return err
 	})
 	if err != nil {
 		return nil, false, err
@@ -44,16 +27,36 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 	return first, replayed, nil
 }
 
-func createPost(ctx context.Context, tx *sql.Tx, p *app.Post, now time.Time) error {
+// createPostTx is CreatePost inside tx. p.Author, when set, is taken as the
+// author's name rather than read again.
+func createPostTx(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, idempotencyKey string, now time.Time) (*app.Post, bool, error) {
+	if idempotencyKey != "" {
+		first, err := findIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, now)
+		if err != nil {
+			return nil, false, err
+		} else if first != nil {
+			return first, true, nil
+		}
+	}
+	if err := createPost(ctx, tx, g, p, now); err != nil {
+		return nil, false, err
+	}
+	if idempotencyKey != "" {
+		if err := saveIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
+			return nil, false, err
+		}
+	}
+	return p, false, nil
+}
+
+func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.Time) error {
 	content, err := app.NormalizePostContent(p.Content)
 	if err != nil {
 		return err
 	}
 	p.Content = content
 	p.CreatedAt = fromMillis(millis(now))
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`,
-		p.AuthorID, p.Content, millis(p.CreatedAt))
+	res, err := tx.StmtContext(ctx, g.st.insertPost).ExecContext(ctx, p.AuthorID, p.Content, millis(p.CreatedAt))
 	if isForeignKey(err) {
 		return app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {
@@ -62,7 +65,10 @@ func createPost(ctx context.Context, tx *sql.Tx, p *app.Post, now time.Time) err
 	if p.ID, err = res.LastInsertId(); err != nil {
 		return storeErr("create post", err)
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT username FROM users WHERE id = ?`, p.AuthorID).Scan(&p.Author); errors.Is(err, sql.ErrNoRows) {
+	if p.Author != "" {
+		return nil
+	}
+	if err := tx.StmtContext(ctx, g.st.username).QueryRowContext(ctx, p.AuthorID).Scan(&p.Author); errors.Is(err, sql.ErrNoRows) {
 		return app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {
 		return storeErr("create post", err)
@@ -77,32 +83,32 @@ func (db *DB) FindPosts(ctx context.Context, f app.PostFilter) ([]*app.Post, err
 	if f.Limit <= 0 {
 		return nil, app.Errorf(app.EINVALID, "limit must be positive")
 	}
-	q := `SELECT p.id, p.user_id, u.username, p.content, p.created_at
-		FROM posts p JOIN users u ON u.id = p.user_id`
-	args := []any{}
+	g := db.cur()
+	var (
+		rows *sql.Rows
+		err  error
+	)
 	if f.Before > 0 {
-		q += ` WHERE p.id < ?`
-		args = append(args, f.Before)
+		rows, err = g.st.findPostsBefore.QueryContext(ctx, f.Before, f.Limit)
+	} else {
+		rows, err = g.st.findPosts.QueryContext(ctx, f.Limit)
 	}
-	q += ` ORDER BY p.id DESC LIMIT ?`
-	args = append(args, f.Limit)
-
-	rows, err := db.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, storeErr("find posts", err)
 	}
 	defer rows.Close()
 	posts := make([]*app.Post, 0, f.Limit)
+	// One allocation for every row's Post rather than one each.
+	backing := make([]app.Post, 0, f.Limit)
+	var created int64
 	for rows.Next() {
-		var (
-			p       app.Post
-			created int64
-		)
+		backing = append(backing, app.Post{})
+		p := &backing[len(backing)-1]
 		if err := rows.Scan(&p.ID, &p.AuthorID, &p.Author, &p.Content, &created); err != nil {
 			return nil, storeErr("find posts", err)
 		}
 		p.CreatedAt = fromMillis(created)
-		posts = append(posts, &p)
+		posts = append(posts, p)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, storeErr("find posts", err)

@@ -11,7 +11,7 @@ import (
 
 // CreateSession stores s and drops sessions that have expired.
 func (db *DB) CreateSession(ctx context.Context, s *app.Session) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
 		return createSession(ctx, tx, s, db.Now())
 	})
 }
@@ -37,11 +37,7 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte, now time.Time) 
 		u                          app.User
 		created, expires, uCreated int64
 	)
-	err := db.read.QueryRowContext(ctx, `
-		SELECT s.user_id, s.created_at, s.expires_at, u.username, u.created_at
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.token_hash = ? AND s.expires_at > ?`,
-		tokenHash, millis(now)).Scan(&s.UserID, &created, &expires, &u.Username, &uCreated)
+	err := db.cur().st.findSession.QueryRowContext(ctx, tokenHash, millis(now)).Scan(&s.UserID, &created, &expires, &u.Username, &uCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, app.Errorf(app.ENOTFOUND, "session not found")
 	} else if err != nil {
@@ -56,7 +52,7 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte, now time.Time) 
 
 // DeleteSession removes a session; a missing one is not an error.
 func (db *DB) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash); err != nil {
 			return storeErr("delete session", err)
 		}

@@ -52,6 +52,7 @@ type DB struct {
 	read readPool
 	g    atomic.Pointer[gen]
 	w    watch
+	ver  version
 
 	tightened []string // what Open changed about file modes; see Tightened
 }
@@ -177,7 +178,7 @@ func migrate(ctx context.Context, w *sql.DB) error {
 // inTx runs fn in a write transaction and commits it when fn succeeds.
 // Writes are refused while the file is not the store's (see health.go), and
 // each checks the file again once it holds the write lock.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx, g *gen) error) error {
 	if err := db.writable(); err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := db.stillAtPath(g); err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(tx, g); err != nil {
 		return db.noteWrite(err)
 	}
 	if err := tx.Commit(); err != nil {

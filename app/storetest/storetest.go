@@ -44,6 +44,8 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ConcurrentWriters", func(t *testing.T) { testConcurrentWriters(t, open) })
 	t.Run("ConcurrentSameKey", func(t *testing.T) { testConcurrentSameKey(t, open) })
 	t.Run("Rate", func(t *testing.T) { testRate(t, open) })
+	t.Run("SessionPost", func(t *testing.T) { testSessionPost(t, open) })
+	t.Run("Version", func(t *testing.T) { testVersion(t, open) })
 }
 
 // Clock is a settable time source, safe for concurrent use.

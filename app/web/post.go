@@ -34,6 +34,14 @@ func (s *Server) handleListPosts(w http.ResponseWriter, r *http.Request) {
 		}
 		before = n
 	}
+	if before == 0 {
+		if done, err := s.newestPage(r.Context(), w, limit); err != nil {
+			s.Error(w, r, err)
+			return
+		} else if done {
+			return
+		}
+	}
 	// One extra row tells whether an older page exists.
 	posts, err := s.Store.FindPosts(r.Context(), app.PostFilter{Before: before, Limit: limit + 1})
 	if err != nil {
@@ -50,29 +58,63 @@ func (s *Server) handleListPosts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCreatePost(w http.ResponseWriter, r *http.Request) {
+	if sp, ok := s.Store.(app.SessionPoster); ok {
+		s.createSessionPost(w, r, sp)
+		return
+	}
 	sess, err := s.authenticate(r)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > app.MaxIdempotencyKey {
-		s.Error(w, r, app.Errorf(app.EINVALID, "Idempotency-Key is longer than %d bytes", app.MaxIdempotencyKey))
-		return
-	}
-	var in struct {
-		Content string `json:"content"`
-	}
-	if err := decodeJSON(w, r, &in); err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	content, err := app.NormalizePostContent(in.Content)
+	content, key, err := postInput(w, r)
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
 	p, replayed, err := s.Store.CreatePost(r.Context(), &app.Post{AuthorID: sess.UserID, Content: content}, key)
+	s.createdPost(w, r, p, replayed, err)
+}
+
+// createSessionPost has the store check the session in the transaction that
+// stores the post. The input is checked first, so a request that is both
+// unauthenticated and malformed must still get 401, as when the session is
+// checked first.
+func (s *Server) createSessionPost(w http.ResponseWriter, r *http.Request, sp app.SessionPoster) {
+	hash, ok := sessionTokenHash(r)
+	if !ok {
+		s.Error(w, r, app.Errorf(app.EUNAUTHORIZED, "not logged in"))
+		return
+	}
+	content, key, err := postInput(w, r)
+	if err != nil {
+		if _, aerr := s.authenticate(r); aerr != nil {
+			err = aerr
+		}
+		s.Error(w, r, err)
+		return
+	}
+	p, replayed, err := sp.CreateSessionPost(r.Context(), hash, s.Now(), &app.Post{Content: content}, key)
+	s.createdPost(w, r, p, replayed, err)
+}
+
+// postInput reads the Idempotency-Key and the content of a new post.
+func postInput(w http.ResponseWriter, r *http.Request) (content, key string, err error) {
+	key = r.Header.Get("Idempotency-Key")
+	if len(key) > app.MaxIdempotencyKey {
+		return "", "", app.Errorf(app.EINVALID, "Idempotency-Key is longer than %d bytes", app.MaxIdempotencyKey)
+	}
+	var in struct {
+		Content string `json:"content"`
+	}
+	if err := decodeJSON(w, r, &in); err != nil {
+		return "", "", err
+	}
+	content, err = app.NormalizePostContent(in.Content)
+	return content, key, err
+}
+
+func (s *Server) createdPost(w http.ResponseWriter, r *http.Request, p *app.Post, replayed bool, err error) {
 	if err != nil {
 		s.Error(w, r, err)
 		return
@@ -80,5 +122,5 @@ func (s *Server) handleCreatePost(w http.ResponseWriter, r *http.Request) {
 	if replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, http.StatusCreated, p)
+	writePost(w, http.StatusCreated, p)
 }

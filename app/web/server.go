@@ -64,6 +64,8 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     []byte
+
+	posts postCache
 }
 
 // NewServer returns a server for store; set fields before Open.
