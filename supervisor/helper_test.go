@@ -55,6 +55,10 @@ func helper(mode string) int {
 	case "exit1":
 		fmt.Println("opening store: unable to open database file")
 		return 1
+	case "exit1-varied":
+		// Fails differently each time: only the restart limit stops it.
+		fmt.Printf("opening store: unable to open database file (pid %d)\n", os.Getpid())
+		return 1
 	case "wrapper":
 		// Like `sh -c` or npm: the port is held by a grandchild, which a
 		// signal to the leader alone would not reach.
@@ -120,6 +124,11 @@ func serveInherited() int {
 		return 1
 	}
 	fmt.Println("serving on inherited", l.Addr())
+	// A second inherited socket (a health port) is served alike, so that
+	// no connection to it waits on a live generation.
+	if l2, err := net.FileListener(os.NewFile(4, "health")); err == nil {
+		go func() { _ = http.Serve(l2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })) }()
+	}
 	var conns sync.WaitGroup
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"status":"ok","pid":%d}`, os.Getpid())

@@ -28,6 +28,16 @@ func (t *tail) add(line string) {
 	t.lines = append(t.lines, line)
 }
 
+// last is the last line, or "" when there is none.
+func (t *tail) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return t.lines[len(t.lines)-1]
+}
+
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()

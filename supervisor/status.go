@@ -49,6 +49,9 @@ type ChildStatus struct {
 	CreateTime int64      `json:"create_time_ms"`
 	Address    string     `json:"address,omitempty"` // as the LB knows it
 	Remote     bool       `json:"remote,omitempty"`
+	// Reason says why it is fatal, in a crash loop, or (a backend) not
+	// plainly healthy: its /healthz "reason" or "error".
+	Reason string `json:"reason,omitempty"`
 }
 
 // Status reports every child, with health taken from the LB's /health.
@@ -77,6 +80,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	}
 	lbHealth, backends := s.fetchHealth(ctx)
 	children := s.childList()
+	reasons := healthReasons(ctx, children)
 	var probed []string
 	if s.health == nil {
 		// No LB to ask (up --no-lb): each child's own readiness check says.
@@ -98,6 +102,9 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 			if h, ok := backends[c.spec.Addr]; ok {
 				cs.Health = h
 			}
+		}
+		if cs.Reason == "" {
+			cs.Reason = reasons[i]
 		}
 		st.Children = append(st.Children, cs)
 	}
@@ -210,6 +217,12 @@ func (c *child) status(now time.Time) ChildStatus {
 	if c.state == Backoff {
 		t := c.nextRetry
 		st.NextRetry = &t
+	}
+	switch {
+	case c.state == Fatal:
+		st.Reason = c.failure
+	case c.loop != "":
+		st.Reason = c.loop
 	}
 	return st
 }

@@ -127,6 +127,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 			seq++
 			c.seq = seq
 		}
+		if len(s.files[i]) > 0 {
+			c.standin = newStandin(s.files[i], portOf(s.cfg.HealthURL), c.untilRetry, s.log.With().Str("child", sp.Name).Logger())
+		}
 		s.children = append(s.children, c)
 	}
 	s.mu.Unlock()
@@ -142,6 +145,10 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 	s.wg.Add(1)
 	go s.sampleLoop()
+	// Until the LB first serves, its held sockets get the stand-in's 503.
+	for _, c := range s.childList() {
+		c.standin.start()
+	}
 	for _, stage := range s.stages() {
 		for _, c := range stage {
 			c.start()
@@ -347,6 +354,9 @@ func (s *Supervisor) Close() {
 	}
 	if s.sp != nil {
 		s.sp.Close()
+	}
+	for _, c := range s.childList() {
+		c.standin.stop()
 	}
 	for _, f := range s.files {
 		closeFiles(f)

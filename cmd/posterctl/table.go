@@ -49,7 +49,15 @@ func writeStatusTable(w io.Writer, st supervisor.Status, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
 			c.Name, pid, c.State, c.Health, c.Port, c.Restarts, up, cpu, rss, last, next)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, c := range st.Children {
+		if c.Reason != "" {
+			fmt.Fprintf(w, "%s: %s\n", c.Name, c.Reason)
+		}
+	}
+	return nil
 }
 
 func dash(s string) string {
