@@ -127,7 +127,9 @@ func serveInherited() int {
 	// A second inherited socket (a health port) is served alike, so that
 	// no connection to it waits on a live generation.
 	if l2, err := net.FileListener(os.NewFile(4, "health")); err == nil {
-		go func() { _ = http.Serve(l2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) })) }()
+		go func() {
+			_ = http.Serve(l2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) }))
+		}()
 	}
 	var conns sync.WaitGroup
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -42,8 +42,8 @@ type standin struct {
 	retryAfter func() time.Duration
 	log        zerolog.Logger
 
-	mu   sync.Mutex
-	srvs []*http.Server
+	mu    sync.Mutex
+	srvs  []*http.Server
 	ls    []net.Listener
 	wg    sync.WaitGroup // the Serve loops
 	conns sync.WaitGroup // connections accepted and not yet closed
