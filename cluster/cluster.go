@@ -159,6 +159,9 @@ type Run struct {
 	// Store is DBPath as status shows it. Only the caller knows the store
 	// drivers, so it masks a PostgreSQL password here.
 	Store string
+	// StoreID is the store's id as `up` read it; every backend gets it as
+	// --store-id, so one opening another data set is never in rotation.
+	StoreID string
 }
 
 // The LB's inherited sockets: the supervisor binds both LB ports and hands
@@ -182,7 +185,7 @@ func Plan(s Settings, r Run) supervisor.Config {
 		return supervisor.Spec{
 			Name:     name,
 			Path:     r.Exe,
-			Args:     []string{"backend", "--port", strconv.Itoa(port), "--host", s.Host, "--name", name},
+			Args:     backendArgs(port, s.Host, name, r.StoreID),
 			Env:      env,
 			Port:     port,
 			Addr:     addr,

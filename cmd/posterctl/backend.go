@@ -25,6 +25,9 @@ type backendConfig struct {
 	Host string
 	DB   string
 	Name string
+	// StoreID is the cluster's store id: a store with another one is
+	// another data set, and /healthz keeps the backend out of rotation.
+	StoreID string
 }
 
 // resolve applies the positional PORT and the defaults that depend on other
@@ -103,6 +106,7 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 			// the process list, where every local user can read argv.
 			&cli.StringFlag{Name: "db", Value: "./data/poster.db", EnvVars: []string{"POSTERCTL_DB"}, Usage: "store shared by all backends: a SQLite file (its directory is created) or postgres://user:password@host:5432/db", Destination: &cfg.DB},
 			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
+			&cli.StringFlag{Name: "store-id", Usage: "the cluster's store id: with another store id in --db, /healthz answers 503 (another data set)", Destination: &cfg.StoreID},
 		},
 		Action: func(c *cli.Context) error {
 			if err := cfg.resolve(c); err != nil {
@@ -119,6 +123,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	log = log.With().Str("component", "backend").Str("backend", cfg.Name).Logger()
+	ignoreHangup()
 
 	// Signals are caught from the start, so a SIGTERM during start-up still
 	// ends in an orderly exit. After the first one, stop() restores the
@@ -133,6 +138,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 	defer db.Close()
 
 	srv := web.NewServer(db, cfg.Name, log)
+	srv.ExpectStoreID = cfg.StoreID
 	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
 	if err := srv.Open(addr); err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {

@@ -99,6 +99,7 @@ func overlap(a, b string) bool {
 
 func lbCommand() *cli.Command {
 	return newLBCommand(func(c *cli.Context, cfg proxy.Config, drain time.Duration) error {
+		ignoreHangup()
 		// One access line per request: off a terminal, lines are batched (at
 		// most 100 ms late) instead of one write per request.
 		var out io.Writer = os.Stderr

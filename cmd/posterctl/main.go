@@ -35,6 +35,7 @@ func newApp() *cli.App {
 }
 
 func main() {
+	ignoreSIGPIPE()
 	err := newApp().Run(os.Args)
 	if err == nil {
 		return

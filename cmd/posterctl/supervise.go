@@ -60,7 +60,8 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	if err := checkDataDir(cfg.DataDir); err != nil && cfg.DB == "" {
 		return fail("up: "+err.Error(), 1)
 	}
-	if err := checkStoreReachable(c.Context, cfg.DB); err != nil {
+	storeID, err := preflightStore(c.Context, cfg.DBPath())
+	if err != nil {
 		return fail("up: "+err.Error(), 1)
 	}
 
@@ -74,7 +75,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		defer files.Close()
 		sink, logFormat = files, childLogFormatDetached(c)
 	}
-	scfg := cluster.Plan(cfg.Settings, cluster.Run{Exe: exe, LogFormat: logFormat, LogLevel: c.String("log-level"), Store: redactDB(cfg.DBPath())})
+	scfg := cluster.Plan(cfg.Settings, cluster.Run{Exe: exe, LogFormat: logFormat, LogLevel: c.String("log-level"), Store: redactDB(cfg.DBPath()), StoreID: storeID})
 	if sink == nil {
 		sink = supervisor.NewPrefixSink(os.Stdout, isatty.IsTerminal(os.Stdout.Fd()), scfg.ChildNames())
 	}
@@ -152,25 +153,6 @@ func checkDataDir(dir string) error {
 			return nil
 		}
 	}
-}
-
-// checkStoreReachable opens a PostgreSQL store once before anything starts:
-// unreachable or refusing, it would otherwise crash-loop every backend into
-// fatal, which takes the whole restart limit to say what one line says now.
-// Opening also applies the migrations once, before backends race to. SQLite
-// needs no such check; its backends create the file themselves.
-func checkStoreReachable(ctx context.Context, db string) error {
-	if !isPostgres(db) {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	s, err := openStore(ctx, db)
-	if err != nil {
-		// The store's errors name the URL with its password masked.
-		return err
-	}
-	return s.Close()
 }
 
 // startFailure explains a failed start in one line, plus the failing
