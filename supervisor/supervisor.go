@@ -299,7 +299,7 @@ func (s *Supervisor) sampleLoop() {
 // when it is over. Calls after the first do nothing.
 func (s *Supervisor) Stop(grace time.Duration) {
 	s.stopOnce.Do(func() {
-		s.log.Info().Dur("grace", grace).Msg("stopping")
+		s.log.Info().Stringer("grace", grace).Msg("stopping")
 		s.mu.Lock()
 		s.stopping = true
 		s.mu.Unlock()

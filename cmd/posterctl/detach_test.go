@@ -54,6 +54,7 @@ var upFlagValues = map[string][]string{
 	"remote-backend": {"10.0.0.2:3001", "http://10.0.0.3:3001"}, "run-dir": {"/tmp/poster-run"},
 	"grace": {"3s"}, "ready-timeout": {"17s"}, "restart-backoff-min": {"50ms"}, "restart-backoff-max": {"2s"},
 	"restart-reset": {"11s"}, "restart-limit": {"7"}, "restart-window": {"70s"},
+	"log-max-size": {"3MiB"}, "log-max-files": {"2"},
 }
 
 // Every up flag given with -d reaches the detached supervisor with its

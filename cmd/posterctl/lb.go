@@ -165,7 +165,7 @@ func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger ze
 	// From here a second signal takes the default action and ends the
 	// process at once.
 	stop()
-	logger.Info().Dur("drain_timeout", drain).Msg("stopping: draining in-flight requests")
+	logger.Info().Stringer("drain_timeout", drain).Msg("stopping: draining in-flight requests")
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Close(dctx); err != nil {

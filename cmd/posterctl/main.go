@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -36,6 +37,9 @@ func newApp() *cli.App {
 
 func main() {
 	ignoreSIGPIPE()
+	// Milliseconds in every log line's time; durations are logged as
+	// strings with their unit ("1.5s").
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	err := newApp().Run(os.Args)
 	if err == nil {
 		return

@@ -69,11 +69,15 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	var files *supervisor.FileSink
 	logFormat := childLogFormat(c, os.Stdout)
 	if cfg.supervise {
-		if files, err = supervisor.NewFileSink(filepath.Join(cfg.RunDir, supervisor.LogsDir)); err != nil {
+		if files, err = supervisor.NewFileSink(filepath.Join(cfg.RunDir, supervisor.LogsDir), cfg.logRotation()); err != nil {
 			return fail("up: "+err.Error(), 1)
 		}
 		defer files.Close()
 		sink, logFormat = files, childLogFormatDetached(c)
+		// Our own log too is rotated and reopened with the children's.
+		if l, err := buildLogger(files.Writer(supervisorLogName), logFormat, c.String("log-level")); err == nil {
+			log = l.With().Str("component", "supervisor").Logger()
+		}
 	}
 	scfg := cluster.Plan(cfg.Settings, cluster.Run{Exe: exe, LogFormat: logFormat, LogLevel: c.String("log-level"), Store: redactDB(cfg.DBPath()), StoreID: storeID})
 	if sink == nil {
@@ -88,11 +92,13 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 
 	// Signals are ours from here on: the children sit in their own process
 	// groups, so a terminal's Ctrl+C reaches only this process.
-	sigs := make(chan os.Signal, 2)
+	raw := make(chan os.Signal, 2)
 	// SIGHUP too: a closed terminal should stop the cluster in order, not
-	// leave it to the parent-death signal.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// leave it to the parent-death signal. Detached, it reopens the logs.
+	signal.Notify(raw, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(raw)
+	sigs, stopHangups := hangupReopens(raw, files, log)
+	defer stopHangups()
 
 	startCtx, cancelStart := context.WithCancel(c.Context)
 	defer cancelStart()
@@ -110,7 +116,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		return fail(startFailure(err, files), 1)
 	}
 	ready := cluster.ReadyLine(cfg.Settings, scfg, time.Since(begun), os.Getpid())
-	log.Info().Dur("after", time.Since(begun)).Str("url", scfg.URL).Msg("cluster ready")
+	log.Info().Stringer("after", time.Since(begun).Round(time.Millisecond)).Str("url", scfg.URL).Msg("cluster ready")
 	if !cfg.supervise {
 		fmt.Fprintln(os.Stdout, ready)
 	}
