@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,5 +63,22 @@ func TestSameFailures(t *testing.T) {
 		if f.n != step.want {
 			t.Fatalf("after %+v: n = %d", step, f.n)
 		}
+	}
+}
+
+// status shows why a backend is not plainly healthy, from its /healthz.
+func TestStatusHealthReason(t *testing.T) {
+	port := clitest.FreePort(t)
+	b := fake("b1", "degraded", port, 0)
+	b.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	ok := fake("b2", "serve", clitest.FreePort(t), 0)
+	ok.Addr = fmt.Sprintf("127.0.0.1:%d", ok.Port)
+	s, _ := newSup(t, b, ok)
+	start(t, s)
+	if got := childStatus(t, s, "b1").Reason; got != "degraded: the disk is full: writes get 507" {
+		t.Fatalf("b1 reason %q", got)
+	}
+	if got := childStatus(t, s, "b2").Reason; got != "" {
+		t.Fatalf("healthy b2 has reason %q", got)
 	}
 }

@@ -54,6 +54,9 @@ func helper(mode string) int {
 		return serveInherited()
 	case "unready":
 		return serveStatus(port, http.StatusServiceUnavailable)
+	case "degraded":
+		// Ready, but its /healthz says why it is not plainly healthy.
+		return serveBody(port, `{"status":"degraded","reason":"the disk is full: writes get 507"}`)
 	case "exit1":
 		fmt.Println("opening store: unable to open database file")
 		return 1
@@ -161,4 +164,15 @@ func serveInherited() int {
 	conns.Wait()
 	fmt.Println("drained")
 	return 0
+}
+
+// serveBody answers every request 200 with body until killed.
+func serveBody(port, body string) int {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
+	return 1
 }

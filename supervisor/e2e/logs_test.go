@@ -95,9 +95,17 @@ func TestDetachedLogs(t *testing.T) {
 	}
 	// Last, so that it is in the file the next run keeps (--log-max-files 1).
 	get(t, c, "/first-run-marker", 10)
+	// Children ignore SIGHUP: only the supervisor decides what it means.
 	for _, name := range []string{"lb", "backend-1"} {
-		if child(st, name).Restarts != 0 {
-			t.Fatalf("%s restarted: children must ignore SIGHUP", name)
+		if err := syscall.Kill(child(st, name).Pid, syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get(t, c, "/api/posts", 10)
+	after := c.status()
+	for _, name := range []string{"lb", "backend-1"} {
+		if b, a := child(st, name), child(after, name); a.Pid != b.Pid || a.Restarts != 0 || a.State != supervisor.Running {
+			t.Fatalf("%s after SIGHUP: %+v, was %+v", name, a, b)
 		}
 	}
 
