@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/posterctl/posterctl/app/sqlite"
@@ -17,7 +20,14 @@ import (
 // Opening also applies the migrations once, before backends race to.
 func preflightStore(ctx context.Context, db string) (string, error) {
 	if !isPostgres(db) {
+		if fi, err := os.Stat(db); err == nil && fi.IsDir() {
+			return "", fmt.Errorf("%s is a directory, not a SQLite database file", db)
+		}
 		if err := sqlite.Preflight(db); err != nil {
+			if !strings.Contains(err.Error(), db) {
+				// The driver's own words may not say which file.
+				err = fmt.Errorf("store %s: %w", db, err)
+			}
 			return "", err
 		}
 	}

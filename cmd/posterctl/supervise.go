@@ -60,6 +60,11 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	if err := checkDataDir(cfg.DataDir); err != nil && cfg.DB == "" {
 		return fail("up: "+err.Error(), 1)
 	}
+	// Refused at once (a cluster runs, a port is taken): before the store
+	// is created.
+	if err := supervisor.Precheck(c.Context, cluster.Plan(cfg.Settings, cluster.Run{Exe: exe})); err != nil {
+		return fail("up: "+err.Error(), 1)
+	}
 	storeID, err := preflightStore(c.Context, cfg.DBPath())
 	if err != nil {
 		return fail("up: "+err.Error(), 1)
