@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ func preflightStore(ctx context.Context, db string) (string, error) {
 			return "", fmt.Errorf("%s is a directory, not a SQLite database file", db)
 		}
 		if err := sqlite.Preflight(db); err != nil {
-			if !strings.Contains(err.Error(), db) {
+			if !strings.Contains(err.Error(), filepath.Dir(db)) {
 				// The driver's own words may not say which file.
 				err = fmt.Errorf("store %s: %w", db, err)
 			}
