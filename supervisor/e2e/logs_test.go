@@ -109,6 +109,16 @@ func TestDetachedLogs(t *testing.T) {
 		}
 	}
 
+	// A refused up (the cluster runs) leaves the running cluster's logs be.
+	rotatedBefore, _ := filepath.Glob(filepath.Join(logDir, "*-*.log"))
+	if _, _, code := c.run(20*time.Second, append([]string{"up", "-d"}, c.flags()...)...); code == 0 {
+		t.Fatal("a second up -d was not refused")
+	}
+	rotatedAfter, _ := filepath.Glob(filepath.Join(logDir, "*-*.log"))
+	if len(rotatedAfter) != len(rotatedBefore) {
+		t.Fatalf("the refused up rotated logs: %v, was %v", rotatedAfter, rotatedBefore)
+	}
+
 	// The next run starts afresh.
 	c.ctl("down")
 	c.up(60*time.Second, "--log-max-size", "1MiB", "--log-max-files", "1")
