@@ -189,6 +189,9 @@ type Run struct {
 	// Store is DBPath as status shows it. Only the caller knows the store
 	// drivers, so it masks a PostgreSQL password here.
 	Store string
+	// StoreID is the store's id as `up` read it; every backend gets it as
+	// --store-id, so one opening another data set is never in rotation.
+	StoreID string
 }
 
 // The LB's inherited sockets: the supervisor binds both LB ports and hands
@@ -229,8 +232,7 @@ func Plan(s Settings, r Run) supervisor.Config {
 		return supervisor.Spec{
 			Name: name,
 			Path: r.Exe,
-			Args: []string{"backend", "--port", strconv.Itoa(port), "--host", s.Host, "--name", name,
-				"--listen-fd", strconv.Itoa(BackendListenFD), "--proxy-secret-file", secret},
+			Args: backendArgs(port, s.Host, name, secret, r.StoreID),
 			// Bound by the supervisor and kept across restarts, so no other
 			// process can take the port while the backend restarts.
 			Listen:   []string{net.JoinHostPort(s.Host, strconv.Itoa(port))},

@@ -40,8 +40,10 @@ type child struct {
 	tail         *tail
 	log          zerolog.Logger
 	http         *http.Client
-	files        []*os.File // the spec's Listen sockets, owned by the supervisor
-	seq          int        // a backend's number (backend-<seq>), for scale
+	files        []*os.File    // the spec's Listen sockets, owned by the supervisor
+	seq          int           // a backend's number (backend-<seq>), for scale
+	standin      *standin      // answers on files while no process does; nil but for the LB
+	kick         chan struct{} // cuts a backoff short (restart of a crash-looping LB)
 
 	opMu sync.Mutex // one replace or handover at a time
 
@@ -65,6 +67,7 @@ type child struct {
 	nextRetry time.Time
 	failure   string // why it went fatal
 	lastError string // why the last restart or scale of it failed; see setLastError
+	loop      string // why it is in a crash loop it is never given up for
 	sampler   usageSampler
 	usage     usage
 }
@@ -88,6 +91,7 @@ func newChild(spec Spec, policy RestartPolicy, readyTimeout time.Duration, sp *s
 		ctx:     ctx,
 		cancel:  cancel,
 		ready:   make(chan struct{}),
+		kick:    make(chan struct{}, 1),
 		fatal:   make(chan struct{}),
 		state:   Starting,
 		changed: make(chan struct{}),
@@ -110,8 +114,12 @@ func (c *child) start() {
 func (c *child) run() {
 	defer c.wg.Done()
 	tr := newRestartTracker(c.policy)
+	var same sameFailures
 	first := true
 	for {
+		// The stand-in stops accepting before the next generation starts,
+		// so the two never compete for a connection.
+		c.standin.stop()
 		p, err := c.attempt(first)
 		first = false
 		if errors.Is(err, errStopping) {
@@ -121,12 +129,15 @@ func (c *child) run() {
 		exit := ""
 		if err != nil {
 			exit = err.Error()
+			same.observe(false, exit)
 			c.log.Error().Err(err).Msg("start failed")
 		} else {
-			c.awaitReady(p)
+			ready := c.awaitReady(p)
 			if !c.watch(&p) {
 				return // Stop owns the process from here
 			}
+			<-p.readerDone // its last line, which says why, is in the tail
+			same.observe(ready, c.tail.last())
 			c.mu.Lock()
 			replaced := c.replaced == p
 			if replaced {
@@ -142,29 +153,35 @@ func (c *child) run() {
 		if c.ctx.Err() != nil {
 			return
 		}
+		c.standin.start()
 		now := time.Now()
 		delay, fatal := tr.crashed(now, uptime)
+		v := c.verdict(delay, fatal, exit, &same)
 		c.mu.Lock()
 		c.lastExit = exit
 		c.usage = usage{}
-		if fatal {
+		c.loop = v.loop
+		if v.fatal {
 			c.state = Fatal
-			c.failure = fmt.Sprintf("%s crashed %d times within %v (last: %s)", c.spec.Name, c.policy.Limit+1, c.policy.Window, exit)
+			c.failure = v.failure
 			c.changedLocked()
 			c.mu.Unlock()
-			c.log.Error().Str("last_exit", exit).Msg("restart limit reached; child is fatal and stays down")
+			c.log.Error().Str("last_exit", exit).Str("reason", v.failure).Msg("child is fatal and stays down")
 			close(c.fatal)
 			return
 		}
+		delay = v.delay
 		c.restarts++
 		c.state = Backoff
 		c.nextRetry = now.Add(delay)
 		c.changedLocked()
 		c.mu.Unlock()
-		c.log.Warn().Str("last_exit", exit).Dur("uptime", uptime).Dur("backoff", delay).Msg("child exited; restarting")
+		c.log.Warn().Str("last_exit", exit).Stringer("uptime", uptime.Round(time.Millisecond)).Stringer("backoff", delay).Msg("child exited; restarting")
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
+		case <-c.kick:
+			t.Stop()
 		case <-c.ctx.Done():
 			t.Stop()
 			return
@@ -247,8 +264,8 @@ func (c *child) attempt(first bool) (*Process, error) {
 
 // awaitReady polls the readiness URL until it answers 200, the process
 // exits, or the ready timeout passes; then the process is killed, which the
-// run loop sees as a crash.
-func (c *child) awaitReady(p *Process) {
+// run loop sees as a crash. It reports whether the process became ready.
+func (c *child) awaitReady(p *Process) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
 	defer cancel()
 	tick := time.NewTicker(25 * time.Millisecond)
@@ -258,23 +275,28 @@ func (c *child) awaitReady(p *Process) {
 			c.mu.Lock()
 			if c.proc == p && c.state == Starting {
 				c.state = Running
+				c.loop = ""
 				c.changedLocked()
 			}
 			c.mu.Unlock()
+			select { // a restart asked for while it was starting is done
+			case <-c.kick:
+			default:
+			}
 			c.readyOnce.Do(func() { close(c.ready) })
-			c.log.Info().Int("pid", p.Pid()).Dur("after", time.Since(p.Started())).Msg("ready")
-			return
+			c.log.Info().Int("pid", p.Pid()).Stringer("after", time.Since(p.Started()).Round(time.Millisecond)).Msg("ready")
+			return true
 		}
 		select {
 		case <-p.Done():
-			return
+			return false
 		case <-ctx.Done():
 			if c.ctx.Err() == nil {
-				c.log.Error().Dur("timeout", c.readyTimeout).Msg("not ready in time; killing it")
+				c.log.Error().Stringer("timeout", c.readyTimeout).Msg("not ready in time; killing it")
 				c.tail.add(fmt.Sprintf("posterctl: %s was not ready within %v", c.spec.Name, c.readyTimeout))
 				p.Kill()
 			}
-			return
+			return false
 		case <-tick.C:
 		}
 	}
@@ -323,6 +345,7 @@ func (c *child) Stop(ctx context.Context) {
 	}
 	c.usage = usage{}
 	c.mu.Unlock()
+	c.standin.stop()
 	c.http.CloseIdleConnections()
 }
 

@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helper(mode))
 	}
-	goleak.VerifyTestMain(m)
+	// lumberjack's goroutine that removes old rotated files has no stop;
+	// it lives as long as the process (see FileSink).
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"))
 }
 
 func helper(mode string) int {
@@ -52,8 +54,15 @@ func helper(mode string) int {
 		return serveInherited()
 	case "unready":
 		return serveStatus(port, http.StatusServiceUnavailable)
+	case "degraded":
+		// Ready, but its /healthz says why it is not plainly healthy.
+		return serveBody(port, `{"status":"degraded","reason":"the disk is full: writes get 507"}`)
 	case "exit1":
 		fmt.Println("opening store: unable to open database file")
+		return 1
+	case "exit1-varied":
+		// Fails differently each time: only the restart limit stops it.
+		fmt.Printf("opening store: unable to open database file (pid %d)\n", os.Getpid())
 		return 1
 	case "wrapper":
 		// Like `sh -c` or npm: the port is held by a grandchild, which a
@@ -120,6 +129,13 @@ func serveInherited() int {
 		return 1
 	}
 	fmt.Println("serving on inherited", l.Addr())
+	// A second inherited socket (a health port) is served alike, so that
+	// no connection to it waits on a live generation.
+	if l2, err := net.FileListener(os.NewFile(4, "health")); err == nil {
+		go func() {
+			_ = http.Serve(l2, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"status":"ok"}`)) }))
+		}()
+	}
 	var conns sync.WaitGroup
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"status":"ok","pid":%d}`, os.Getpid())
@@ -148,4 +164,15 @@ func serveInherited() int {
 	conns.Wait()
 	fmt.Println("drained")
 	return 0
+}
+
+// serveBody answers every request 200 with body until killed.
+func serveBody(port, body string) int {
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	_ = http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
+	return 1
 }

@@ -30,6 +30,7 @@ type LogLine struct {
 type LogTail struct {
 	dir     string
 	only    string // one name, or "" for every child
+	rotated bool   // Last reads rotated files too (earlier runs, rotations)
 	offsets map[string]int64
 	partial map[string][]byte // a last line not yet ended by a newline
 }
@@ -62,6 +63,9 @@ func (t *LogTail) names(all bool) ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		n := strings.TrimSuffix(filepath.Base(p), ".log")
+		if rotatedLog.MatchString(filepath.Base(p)) {
+			continue
+		}
 		if n != supervisorLog || all {
 			out = append(out, n)
 		}
@@ -90,6 +94,13 @@ func (t *LogTail) Last(n int) ([]LogLine, error) {
 			return nil, err
 		}
 		t.offsets[name] = end
+		if t.rotated && len(lines) < n {
+			older, err := t.rotatedLines(name, n-len(lines))
+			if err != nil {
+				return nil, err
+			}
+			lines = append(older, lines...)
+		}
 		all = append(all, stamp(name, lines)...)
 	}
 	sortByTime(all)

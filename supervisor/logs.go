@@ -3,8 +3,6 @@ package supervisor
 import (
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 )
@@ -26,6 +24,16 @@ func (t *tail) add(line string) {
 		t.lines = t.lines[:t.max-1]
 	}
 	t.lines = append(t.lines, line)
+}
+
+// last is the last line, or "" when there is none.
+func (t *tail) last() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return t.lines[len(t.lines)-1]
 }
 
 func (t *tail) String() string {
@@ -76,55 +84,4 @@ func (s *PrefixSink) Line(name string, line []byte) {
 		return
 	}
 	fmt.Fprintf(s.w, "%-*s | %s\n", s.width, name, line)
-}
-
-// FileSink appends each child's lines to <dir>/<name>.log.
-type FileSink struct {
-	dir   string
-	mu    sync.Mutex
-	files map[string]*os.File
-}
-
-// NewFileSink creates dir (0700) for the log files.
-func NewFileSink(dir string) (*FileSink, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("log dir: %w", err)
-	}
-	return &FileSink{dir: dir, files: map[string]*os.File{}}, nil
-}
-
-// LogPath is where the lines of the child called name go.
-func (s *FileSink) LogPath(name string) string { return filepath.Join(s.dir, name+".log") }
-
-// Line implements LineSink.
-func (s *FileSink) Line(name string, line []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.files[name]
-	if f == nil {
-		var err error
-		f, err = os.OpenFile(s.LogPath(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return // nowhere to report it but the log we cannot open
-		}
-		s.files[name] = f
-	}
-	// line belongs to the reader's buffer; appending to it could overwrite
-	// bytes not yet read.
-	buf := make([]byte, 0, len(line)+1)
-	f.Write(append(append(buf, line...), '\n'))
-}
-
-// Close closes every log file.
-func (s *FileSink) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var first error
-	for n, f := range s.files {
-		if err := f.Close(); err != nil && first == nil {
-			first = err
-		}
-		delete(s.files, n)
-	}
-	return first
 }

@@ -144,6 +144,16 @@ func stateOf(b *lbapi.AdminBackend) string {
 
 func (s *Supervisor) handoverLB(c *child, grace time.Duration, say Say) error {
 	begun := time.Now()
+	if _, err := c.running(); err != nil && !errors.Is(err, errStopping) && c.frontDoor() {
+		// Crash-looping: nothing to hand over from; start it now instead
+		// of at the end of its backoff.
+		cur, err := c.retryNow(s.opCtx)
+		if err != nil {
+			return fmt.Errorf("restart %s: %w", c.spec.Name, err)
+		}
+		say("%s: was not running; started pid %d in %v", c.spec.Name, cur.Pid(), time.Since(begun).Round(time.Millisecond))
+		return nil
+	}
 	old, cur, err := c.handover(s.opCtx, grace)
 	if err != nil {
 		return fmt.Errorf("restart %s: %w", c.spec.Name, err)

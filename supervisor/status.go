@@ -52,6 +52,9 @@ type ChildStatus struct {
 	// LastError says why the last restart of this child failed, and that
 	// its address is left out of the LB's rotation until one succeeds.
 	LastError string `json:"last_error,omitempty"`
+	// Reason says why it is fatal, in a crash loop, or (a backend) not
+	// plainly healthy: its /healthz "reason" or "error".
+	Reason string `json:"reason,omitempty"`
 }
 
 // Status reports every child, with health taken from the LB's /health.
@@ -80,6 +83,7 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 	}
 	lbHealth, backends := s.fetchHealth(ctx)
 	children := s.childList()
+	reasons := healthReasons(ctx, children)
 	var probed []string
 	if s.health == nil {
 		// No LB to ask (up --no-lb): each child's own readiness check says.
@@ -101,6 +105,9 @@ func (s *Supervisor) Status(ctx context.Context) Status {
 			if h, ok := backends[c.spec.Addr]; ok {
 				cs.Health = h
 			}
+		}
+		if cs.Reason == "" {
+			cs.Reason = reasons[i]
 		}
 		st.Children = append(st.Children, cs)
 	}
@@ -214,6 +221,12 @@ func (c *child) status(now time.Time) ChildStatus {
 	if c.state == Backoff {
 		t := c.nextRetry
 		st.NextRetry = &t
+	}
+	switch {
+	case c.state == Fatal:
+		st.Reason = c.failure
+	case c.loop != "":
+		st.Reason = c.loop
 	}
 	return st
 }

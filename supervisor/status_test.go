@@ -78,7 +78,7 @@ func TestSinks(t *testing.T) {
 	})
 	t.Run("File", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "logs")
-		s, err := NewFileSink(dir)
+		s, err := NewFileSink(dir, LogRotation{MaxBytes: 1 << 20, MaxFiles: 2})
 		if err != nil {
 			t.Fatal(err)
 		}

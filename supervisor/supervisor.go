@@ -133,6 +133,9 @@ func (s *Supervisor) Start(ctx context.Context) error {
 			seq++
 			c.seq = seq
 		}
+		if len(s.files[i]) > 0 {
+			c.standin = newStandin(s.files[i], portOf(s.cfg.HealthURL), c.untilRetry, s.log.With().Str("child", sp.Name).Logger())
+		}
 		s.children = append(s.children, c)
 	}
 	s.mu.Unlock()
@@ -148,6 +151,10 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	}
 	s.wg.Add(1)
 	go s.sampleLoop()
+	// Until the LB first serves, its held sockets get the stand-in's 503.
+	for _, c := range s.childList() {
+		c.standin.start()
+	}
 	for _, stage := range s.stages() {
 		for _, c := range stage {
 			c.start()
@@ -298,7 +305,7 @@ func (s *Supervisor) sampleLoop() {
 // when it is over. Calls after the first do nothing.
 func (s *Supervisor) Stop(grace time.Duration) {
 	s.stopOnce.Do(func() {
-		s.log.Info().Dur("grace", grace).Msg("stopping")
+		s.log.Info().Stringer("grace", grace).Msg("stopping")
 		s.mu.Lock()
 		s.stopping = true
 		s.mu.Unlock()
@@ -353,6 +360,9 @@ func (s *Supervisor) Close() {
 	}
 	if s.sp != nil {
 		s.sp.Close()
+	}
+	for _, c := range s.childList() {
+		c.standin.stop()
 	}
 	for _, f := range s.files {
 		closeFiles(f)

@@ -216,7 +216,7 @@ func TestFatalAtStartup(t *testing.T) {
 	pol := DefaultRestartPolicy()
 	pol.MinBackoff, pol.MaxBackoff, pol.Limit = time.Millisecond, 4*time.Millisecond, 3
 	s, err := New(Config{
-		Specs:        []Spec{fake("b1", "exit1", clitest.FreePort(t), 0)},
+		Specs:        []Spec{fake("b1", "exit1-varied", clitest.FreePort(t), 0)},
 		RunDir:       runDir(t),
 		Restart:      pol,
 		ReadyTimeout: 5 * time.Second,

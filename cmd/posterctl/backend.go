@@ -32,6 +32,9 @@ type backendConfig struct {
 	// is its value, read by resolve.
 	ProxySecretFile string
 	proxySecret     string
+	// StoreID is the cluster's store id: a store with another one is
+	// another data set, and /healthz keeps the backend out of rotation.
+	StoreID string
 }
 
 // resolve applies the positional PORT and the defaults that depend on other
@@ -125,6 +128,7 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 			&cli.StringFlag{Name: "name", Usage: "name sent in the X-Backend header (default backend-PORT)", Destination: &cfg.Name},
 			&cli.IntFlag{Name: "listen-fd", Usage: "serve on this inherited listening socket (it must be bound to --port) instead of binding --port", Destination: &cfg.ListenFD},
 			&cli.StringFlag{Name: "proxy-secret-file", Usage: "file (mode 0600) with the cluster's proxy secret: X-Forwarded-For and -Proto are believed only from requests carrying it (without it, from nobody)", Destination: &cfg.ProxySecretFile},
+			&cli.StringFlag{Name: "store-id", Usage: "the cluster's store id: with another store id in --db, /healthz answers 503 (another data set)", Destination: &cfg.StoreID},
 		},
 		Action: func(c *cli.Context) error {
 			if err := cfg.resolve(c); err != nil {
@@ -141,6 +145,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	log = log.With().Str("component", "backend").Str("backend", cfg.Name).Logger()
+	ignoreHangup()
 
 	// Signals are caught from the start, so a SIGTERM during start-up still
 	// ends in an orderly exit. After the first one, stop() restores the
@@ -156,6 +161,7 @@ func runBackend(c *cli.Context, cfg *backendConfig) error {
 
 	srv := web.NewServer(db, cfg.Name, log)
 	srv.ProxySecret = cfg.proxySecret
+	srv.ExpectStoreID = cfg.StoreID
 	if err := listenBackend(srv, cfg); err != nil {
 		return cli.Exit("backend: "+err.Error(), 1)
 	}

@@ -160,6 +160,13 @@ func detach(c *cli.Context, cfg *upConfig, userArgs []string) error {
 		return cli.Exit("up: run dir: "+err.Error(), 1)
 	}
 	logPath := filepath.Join(logDir, "supervisor.log")
+	// Each run starts its log afresh; the last run's is kept rotated. Not
+	// the log of a cluster still running here: this up is refused then.
+	if supervisor.Precheck(c.Context, supervisor.Config{RunDir: runDir}) == nil {
+		if err := supervisor.RotateLog(logPath, cfg.logRotation()); err != nil {
+			return cli.Exit("up: "+err.Error(), 1)
+		}
+	}
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return cli.Exit("up: supervisor log: "+err.Error(), 1)

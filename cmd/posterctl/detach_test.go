@@ -56,6 +56,7 @@ var upFlagValues = map[string][]string{
 	"restart-reset": {"11s"}, "restart-limit": {"7"}, "restart-window": {"70s"},
 	"trusted-proxy": {"10.0.0.0/8", "192.0.2.1"},
 	"max-conns":     {"500"}, "per-client-max-conns": {"0"},
+	"log-max-size": {"3MiB"}, "log-max-files": {"2"},
 }
 
 // Every up flag given with -d reaches the detached supervisor with its

@@ -147,6 +147,7 @@ func overlap(a, b string) bool {
 
 func lbCommand() *cli.Command {
 	return newLBCommand(func(c *cli.Context, cfg proxy.Config, drain time.Duration) error {
+		ignoreHangup()
 		// One access line per request: off a terminal, lines are batched (at
 		// most 100 ms late) instead of one write per request.
 		var out io.Writer = os.Stderr
@@ -216,7 +217,7 @@ func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger ze
 	// From here a second signal takes the default action and ends the
 	// process at once.
 	stop()
-	logger.Info().Dur("drain_timeout", drain).Msg("stopping: draining in-flight requests")
+	logger.Info().Stringer("drain_timeout", drain).Msg("stopping: draining in-flight requests")
 	dctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Close(dctx); err != nil {

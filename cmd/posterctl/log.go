@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -35,6 +34,9 @@ func newLogger(c *cli.Context) (zerolog.Logger, error) {
 	return buildLogger(os.Stderr, c.String("log-format"), c.String("log-level"))
 }
 
+// consoleTime is the time of a console log line, to the millisecond.
+const consoleTime = "15:04:05.000"
+
 func buildLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
@@ -43,14 +45,14 @@ func buildLogger(w io.Writer, format, level string) (zerolog.Logger, error) {
 	switch format {
 	case "auto":
 		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+			w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTime}
 		}
 	case "console":
 		noColor := true
 		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			noColor = false
 		}
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: noColor}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: consoleTime, NoColor: noColor}
 	case "json":
 	default:
 		return zerolog.Nop(), fmt.Errorf("invalid --log-format %q: want auto, console or json", format)

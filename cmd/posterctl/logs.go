@@ -20,7 +20,7 @@ const followEvery = 200 * time.Millisecond
 
 func logsCommand() *cli.Command {
 	var runDir string
-	var follow bool
+	var follow, all bool
 	var n int
 	return &cli.Command{
 		Name:      "logs",
@@ -29,6 +29,7 @@ func logsCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines until Ctrl+C", Destination: &follow},
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "how many last lines to show first", Destination: &n},
+			&cli.BoolFlag{Name: "all", Usage: "show rotated files too (earlier runs); without it only the current run's files", Destination: &all},
 			runDirFlag(&runDir),
 		},
 		Action: func(c *cli.Context) error {
@@ -44,17 +45,20 @@ func logsCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return showLogs(ctx, c, runDir, c.Args().First(), n, follow)
+			return showLogs(ctx, c, runDir, c.Args().First(), n, follow, all)
 		},
 	}
 }
 
-func showLogs(ctx context.Context, c *cli.Context, runDir, name string, n int, follow bool) error {
+func showLogs(ctx context.Context, c *cli.Context, runDir, name string, n int, follow, all bool) error {
 	dir := filepath.Join(runDir, supervisor.LogsDir)
 	t, err := supervisor.OpenLogTail(dir, name)
 	if err != nil {
 		msg, code := logsProblem(ctx, runDir, err)
 		return cli.Exit("logs: "+msg, code)
+	}
+	if all {
+		t.IncludeRotated()
 	}
 	lines, err := t.Last(n)
 	if err != nil {

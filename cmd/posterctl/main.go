@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 
+	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 )
 
@@ -33,6 +34,10 @@ func newApp() *cli.App {
 }
 
 func main() {
+	ignoreSIGPIPE()
+	// Milliseconds in every log line's time; durations are logged as
+	// strings with their unit ("1.5s").
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	app := withExitCodes(newApp())
 	args := reorderArgs(app, os.Args)
 	os.Exit(exitReport(app.Run(args), wantsJSON(app, args), os.Stdout, os.Stderr))

@@ -60,7 +60,13 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	if err := checkDataDir(cfg.DataDir); err != nil && cfg.DB == "" {
 		return fail("up: "+err.Error(), 1)
 	}
-	if err := checkStoreReachable(c.Context, cfg.DB); err != nil {
+	// Refused at once (a cluster runs, a port is taken): before the store
+	// is created.
+	if err := supervisor.Precheck(c.Context, cluster.Plan(cfg.Settings, cluster.Run{Exe: exe})); err != nil {
+		return fail("up: "+err.Error(), 1)
+	}
+	storeID, err := preflightStore(c.Context, cfg.DBPath())
+	if err != nil {
 		return fail("up: "+err.Error(), 1)
 	}
 
@@ -68,13 +74,17 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 	var files *supervisor.FileSink
 	logFormat := childLogFormat(c, os.Stdout)
 	if cfg.supervise {
-		if files, err = supervisor.NewFileSink(filepath.Join(cfg.RunDir, supervisor.LogsDir)); err != nil {
+		if files, err = supervisor.NewFileSink(filepath.Join(cfg.RunDir, supervisor.LogsDir), cfg.logRotation()); err != nil {
 			return fail("up: "+err.Error(), 1)
 		}
 		defer files.Close()
 		sink, logFormat = files, childLogFormatDetached(c)
+		// Our own log too is rotated and reopened with the children's.
+		if l, err := buildLogger(files.Writer(supervisorLogName), logFormat, c.String("log-level")); err == nil {
+			log = l.With().Str("component", "supervisor").Logger()
+		}
 	}
-	scfg := cluster.Plan(cfg.Settings, cluster.Run{Exe: exe, LogFormat: logFormat, LogLevel: c.String("log-level"), Store: redactDB(cfg.DBPath())})
+	scfg := cluster.Plan(cfg.Settings, cluster.Run{Exe: exe, LogFormat: logFormat, LogLevel: c.String("log-level"), Store: redactDB(cfg.DBPath()), StoreID: storeID})
 	if sink == nil {
 		sink = supervisor.NewPrefixSink(os.Stdout, isatty.IsTerminal(os.Stdout.Fd()), scfg.ChildNames())
 	}
@@ -93,11 +103,13 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 
 	// Signals are ours from here on: the children sit in their own process
 	// groups, so a terminal's Ctrl+C reaches only this process.
-	sigs := make(chan os.Signal, 2)
+	raw := make(chan os.Signal, 2)
 	// SIGHUP too: a closed terminal should stop the cluster in order, not
-	// leave it to the parent-death signal.
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+	// leave it to the parent-death signal. Detached, it reopens the logs.
+	signal.Notify(raw, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(raw)
+	sigs, stopHangups := hangupReopens(raw, files, log)
+	defer stopHangups()
 
 	startCtx, cancelStart := context.WithCancel(c.Context)
 	defer cancelStart()
@@ -116,7 +128,7 @@ func runUp(c *cli.Context, cfg *upConfig, log zerolog.Logger) error {
 		return fail(startFailure(err, files), 1)
 	}
 	ready := cluster.ReadyLine(cfg.Settings, scfg, time.Since(begun), os.Getpid())
-	log.Info().Dur("after", time.Since(begun)).Str("url", scfg.URL).Msg("cluster ready")
+	log.Info().Stringer("after", time.Since(begun).Round(time.Millisecond)).Str("url", scfg.URL).Msg("cluster ready")
 	if !cfg.supervise {
 		fmt.Fprintln(os.Stdout, ready)
 	}
@@ -162,25 +174,6 @@ func checkDataDir(dir string) error {
 			return nil
 		}
 	}
-}
-
-// checkStoreReachable opens a PostgreSQL store once before anything starts:
-// unreachable or refusing, it would otherwise crash-loop every backend into
-// fatal, which takes the whole restart limit to say what one line says now.
-// Opening also applies the migrations once, before backends race to. SQLite
-// needs no such check; its backends create the file themselves.
-func checkStoreReachable(ctx context.Context, db string) error {
-	if !isPostgres(db) {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	s, err := openStore(ctx, db)
-	if err != nil {
-		// The store's errors name the URL with its password masked.
-		return err
-	}
-	return s.Close()
 }
 
 // startFailure explains a failed start in one line, plus the failing

@@ -56,6 +56,9 @@ func writeStatusTable(w io.Writer, st supervisor.Status, now time.Time) error {
 		if c.LastError != "" {
 			fmt.Fprintf(w, "%s: %s\n", c.Name, c.LastError)
 		}
+		if c.Reason != "" {
+			fmt.Fprintf(w, "%s: %s\n", c.Name, c.Reason)
+		}
 	}
 	return nil
 }

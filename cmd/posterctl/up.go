@@ -20,6 +20,10 @@ type upConfig struct {
 	Detach    bool
 	Config    string
 	supervise bool // this process is the detached supervisor
+	// Rotation of the detached logs, as supervisord's logfile_maxbytes
+	// and logfile_backups.
+	LogMaxSize  string
+	LogMaxFiles int
 }
 
 func upFlags(cfg *upConfig) []cli.Flag {
@@ -50,6 +54,8 @@ func upFlags(cfg *upConfig) []cli.Flag {
 		altsrc.NewIntFlag(&cli.IntFlag{Name: "restart-limit", Value: def.Limit, Usage: "restarts allowed within --restart-window before a child is fatal", Destination: &cfg.Restart.Limit}),
 		altsrc.NewDurationFlag(&cli.DurationFlag{Name: "restart-window", Value: def.Window, Usage: "window for --restart-limit", Destination: &cfg.Restart.Window}),
 		altsrc.NewBoolFlag(&cli.BoolFlag{Name: detachFlag, Aliases: []string{detachAlias}, Usage: "return once the cluster is ready and leave the supervisor running (logs in <run-dir>/logs)", Destination: &cfg.Detach}),
+		altsrc.NewStringFlag(&cli.StringFlag{Name: "log-max-size", Value: "50MiB", Usage: "detached logs: rotate a log file past this size (bytes, or with a unit: 50MiB; whole MiB)", Destination: &cfg.LogMaxSize}),
+		altsrc.NewIntFlag(&cli.IntFlag{Name: "log-max-files", Value: 5, Usage: "detached logs: rotated files kept per log, besides the current one", Destination: &cfg.LogMaxFiles}),
 		&cli.BoolFlag{Name: superviseFlag, Hidden: true, Destination: &cfg.supervise},
 	}
 }
@@ -90,6 +96,9 @@ func newUpCommand(run func(*cli.Context, *upConfig) error) *cli.Command {
 			cfg.Remote = cfg.remote.Value()
 			cfg.TrustedProxies = cfg.trusted.Value()
 			if err := cfg.Validate(); err != nil {
+				return cli.Exit("up: "+err.Error(), 2)
+			}
+			if err := cfg.validateLogFlags(); err != nil {
 				return cli.Exit("up: "+err.Error(), 2)
 			}
 			if cfg.DB != "" {

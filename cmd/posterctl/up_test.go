@@ -44,7 +44,7 @@ func TestUpConfig(t *testing.T) {
 		}
 		want := upConfig{Settings: cluster.Settings{Backends: 2, Port: 3000, HealthPort: 4000, BasePort: 3001, DataDir: "./data",
 			Host: "127.0.0.1", RunDir: supervisor.DefaultRunDir(), Grace: 10 * time.Second, ReadyTimeout: 30 * time.Second,
-			Restart: supervisor.DefaultRestartPolicy(), MaxConns: 10000, PerClientMaxConns: 256}}
+			Restart: supervisor.DefaultRestartPolicy(), MaxConns: 10000, PerClientMaxConns: 256}, LogMaxSize: "50MiB", LogMaxFiles: 5}
 		if !sameConfig(*cfg, want) {
 			t.Fatalf("cfg = %+v\nwant  %+v", *cfg, want)
 		}

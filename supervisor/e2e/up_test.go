@@ -400,9 +400,10 @@ func TestPortTaken(t *testing.T) {
 	}
 }
 
-// The restart limit is the default (10 within 60 s); only the backoff is
-// capped lower, so the test takes seconds rather than the 43 s the default
-// delays add up to (those are covered by the supervisor's unit tests).
+// A store that can never open fails up before any child starts (the
+// store is opened once first); a backend that fails the same way before it
+// is ready (here: its --host is no address of this machine) is fatal after
+// 3 failures, not after the restart limit (10 within 60 s: 43 s of backoff).
 func TestBackendCannotStart(t *testing.T) {
 	c := newCluster(t)
 	// A directory where the database file should be: nothing, not even
@@ -411,12 +412,27 @@ func TestBackendCannotStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	begun := time.Now()
-	out, errOut, code := c.run(60*time.Second, append(append([]string{"up", "-d"}, c.flags()...), "--restart-backoff-max", "200ms")...)
+	out, errOut, code := c.run(10*time.Second, append([]string{"up", "-d"}, c.flags()...)...)
+	if took := time.Since(begun); code == 0 || took > time.Second || !strings.Contains(errOut, filepath.Join(c.dataDir, "poster.db")+" is a directory") {
+		t.Fatalf("up -d on a directory as store: exit %d after %v\n%s%s", code, took, out, errOut)
+	}
+	if left := c.leftovers(); len(left) > 0 {
+		t.Fatalf("%d processes left after the failed up", len(left))
+	}
+	if err := os.Remove(filepath.Join(c.dataDir, "poster.db")); err != nil {
+		t.Fatal(err)
+	}
+	begun = time.Now()
+	// 192.0.2.1 (TEST-NET-1) is never an address of this machine.
+	out, errOut, code = c.run(60*time.Second, append(append([]string{"up", "-d"}, c.flags()...), "--host", "192.0.2.1")...)
 	msg := out + errOut
 	if code == 0 {
-		t.Fatalf("up -d with an unusable store: exit 0\n%s", msg)
+		t.Fatalf("up -d with backends that cannot listen: exit 0\n%s", msg)
 	}
-	for _, want := range []string{"did not start", "11 times", "last lines of backend-", "poster.db"} {
+	if took := time.Since(begun); took > 20*time.Second {
+		t.Errorf("fatal after %v: the early-fatal rule did not apply", took)
+	}
+	for _, want := range []string{"did not start", "3 times in a row", "last lines of backend-", "192.0.2.1"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("message lacks %q:\n%s", want, msg)
 		}
@@ -569,10 +585,9 @@ func TestDownByPidFile(t *testing.T) {
 // kills what it started and says so.
 func TestInterruptDuringStartup(t *testing.T) {
 	c := newCluster(t)
-	if err := os.MkdirAll(filepath.Join(c.dataDir, "poster.db"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	p := clitest.StartCmd(t, c.cmd(append([]string{"up"}, c.flags()...)...))
+	// Backends that cannot listen (192.0.2.1 is TEST-NET-1) crash and
+	// wait 2 s before their next try; the store itself is fine.
+	p := clitest.StartCmd(t, c.cmd(append(append([]string{"up"}, c.flags()...), "--host", "192.0.2.1", "--restart-backoff-min", "2s", "--restart-backoff-max", "2s")...))
 	waitOutput(t, p, startLimit, "restarting")
 	if err := p.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)

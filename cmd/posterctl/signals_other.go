@@ -1,0 +1,8 @@
+//go:build !unix
+
+package main
+
+// Without SIGPIPE and SIGHUP there is nothing to ignore.
+func ignoreSIGPIPE() {}
+
+func ignoreHangup() {}
