@@ -72,8 +72,14 @@ func TestDashboardBrowser(t *testing.T) {
 		startPosterBackend(t, ports[1], db, "backend-2"),
 	}
 	lbPort, healthPort := clitest.FreePort(t), clitest.FreePort(t)
+	// The admin API needs the token `up` would make in the run dir.
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(testAdminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	lb := clitest.Start(t, posterctlBin, "--log-format", "json", "lb", "--host", "127.0.0.1",
 		"--port", strconv.Itoa(lbPort), "--health-port", strconv.Itoa(healthPort),
+		"--admin-token-file", tokenFile,
 		// As the cluster plan passes them: NAME=ADDR.
 		"--backend", "backend-1="+addrs[0], "--backend", "backend-2="+addrs[1])
 	dashURL := fmt.Sprintf("http://127.0.0.1:%d/", healthPort)
@@ -195,7 +201,7 @@ func TestDashboardBrowser(t *testing.T) {
 	}
 	// A drain and an enable through the admin API, as `restart` does them:
 	// the card and the history follow, by name.
-	admin := lbapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", healthPort), 5*time.Second)
+	admin := lbapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", healthPort), 5*time.Second, lbapi.WithToken(testAdminToken))
 	defer admin.Close()
 	if err := admin.Drain(context.Background(), addrs[1]); err != nil {
 		t.Fatal(err)
