@@ -290,9 +290,10 @@ func Plan(s Settings, r Run) supervisor.Config {
 			Name: "lb", Path: r.Exe, Args: lbArgs(append(addrs, remote...)), Env: logEnv, Unset: lbUnset(),
 			Port: s.Port, Extra: []int{s.HealthPort},
 			// In fd order: LBListenFD, then LBHealthListenFD.
-			Listen:   []string{net.JoinHostPort(s.Listen, strconv.Itoa(s.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HealthPort))},
-			Handover: true,
-			ReadyURL: out.HealthURL, Stage: 1,
+			Listen:    []string{net.JoinHostPort(s.Listen, strconv.Itoa(s.Port)), net.JoinHostPort("127.0.0.1", strconv.Itoa(s.HealthPort))},
+			Handover:  true,
+			FrontDoor: true,
+			ReadyURL:  out.HealthURL, Stage: 1,
 		})
 	}
 	out.Specs = specs

@@ -42,7 +42,7 @@ type crashVerdict struct {
 // frontDoor reports a child that serves on the supervisor's held sockets
 // (the LB). It is never given up: a fatal front door would leave clients
 // connecting to sockets nobody accepts from.
-func (c *child) frontDoor() bool { return len(c.spec.Listen) > 0 }
+func (c *child) frontDoor() bool { return c.spec.FrontDoor }
 
 // verdict applies the restart limit, the early-fatal rule (backends only)
 // and the front door's never-give-up rule to a crash.

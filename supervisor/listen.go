@@ -2,10 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // bindListeners binds the addresses a child serves on through inherited
@@ -31,6 +33,9 @@ func bindListeners(ctx context.Context, addrs []string) ([]*os.File, error) {
 			return fail(fmt.Errorf("listen address %q: want host:port with a port from 1 to 65535", a))
 		}
 		l, err := net.Listen("tcp", a)
+		if errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return fail(fmt.Errorf("cannot listen on %s: no interface of this machine has that address", a))
+		}
 		if err != nil {
 			return fail(portHolder(ctx, port, err))
 		}

@@ -316,7 +316,7 @@ func TestHandover(t *testing.T) {
 	port := clitest.FreePort(t)
 	lb := Spec{
 		Name: "lb", Path: fake("lb", "lb-fd", 0, 1).Path, Env: []string{helperEnv + "=lb-fd"},
-		Port: port, Listen: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Handover: true,
+		Port: port, Listen: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Handover: true, FrontDoor: true,
 		ReadyURL: fmt.Sprintf("http://127.0.0.1:%d/health", port), Stage: 1,
 	}
 	s := newSupCfg(t, Config{Specs: []Spec{lb}})

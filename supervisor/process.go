@@ -42,6 +42,11 @@ type Spec struct {
 	// of the process that answered, as the LB's /health does, so the new
 	// process can be told from the old.
 	Handover bool
+	// FrontDoor marks the child that serves the public sockets (the LB). It
+	// is never given up for good, and while no process of it serves, the
+	// supervisor's stand-in answers 503 on its Listen sockets, so clients
+	// never connect to a socket that nobody accepts from.
+	FrontDoor bool
 }
 
 // LineSink receives each line a child writes to stdout or stderr.

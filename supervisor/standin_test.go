@@ -115,7 +115,7 @@ func TestFrontDoorCrashLoop(t *testing.T) {
 		Name: "lb", Path: fake("lb", "lb-fd", 0, 1).Path, Env: []string{helperEnv + "=lb-fd"},
 		Port: port, Extra: []int{hport},
 		Listen:   []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("127.0.0.1:%d", hport)},
-		Handover: true,
+		Handover: true, FrontDoor: true,
 		ReadyURL: fmt.Sprintf("http://127.0.0.1:%d/health", port), Stage: 1,
 	}
 	s := newSupCfg(t, Config{Specs: []Spec{lb}, HealthURL: fmt.Sprintf("http://127.0.0.1:%d/health", hport)})

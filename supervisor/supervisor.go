@@ -133,7 +133,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 			seq++
 			c.seq = seq
 		}
-		if len(s.files[i]) > 0 {
+		if sp.FrontDoor && len(s.files[i]) > 0 {
 			c.standin = newStandin(s.files[i], portOf(s.cfg.HealthURL), c.untilRetry, s.log.With().Str("child", sp.Name).Logger())
 		}
 		s.children = append(s.children, c)
