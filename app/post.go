@@ -33,6 +33,16 @@ type PostFilter struct {
 	Limit  int
 }
 
+// Validate refuses only a filter no store can answer. The API's maximum
+// limit is the HTTP layer's policy (it asks for one more row to learn
+// whether another page exists), not the store's.
+func (f PostFilter) Validate() error {
+	if f.Limit <= 0 {
+		return Errorf(EINVALID, "limit must be positive")
+	}
+	return nil
+}
+
 // PostService stores posts.
 type PostService interface {
 	// CreatePost stores p (AuthorID and Content set by the caller) and

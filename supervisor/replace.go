@@ -24,17 +24,28 @@ func (c *child) running() (*Process, error) {
 	return c.proc, nil
 }
 
+// beginOp serialises an operation that swaps the child's process (restart,
+// hand-over) and returns the process running now; end releases the
+// operation, and is nil with an error.
+func (c *child) beginOp() (old *Process, end func(), err error) {
+	c.opMu.Lock()
+	if old, err = c.running(); err != nil {
+		c.opMu.Unlock()
+		return nil, nil, err
+	}
+	return old, c.opMu.Unlock, nil
+}
+
 // replace stops the current process (SIGTERM; SIGKILL once grace passed)
 // and waits until the run loop has started a new one on the same port and
 // it is ready. The new process runs what is at the spec's path now, so a
 // binary rebuilt in place is picked up.
 func (c *child) replace(ctx context.Context, grace time.Duration) (old, cur *Process, err error) {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	old, err = c.running()
+	old, end, err := c.beginOp()
 	if err != nil {
 		return nil, nil, err
 	}
+	defer end()
 	c.mu.Lock()
 	c.replaced = old
 	c.mu.Unlock()
@@ -72,12 +83,11 @@ func (c *child) replace(ctx context.Context, grace time.Duration) (old, cur *Pro
 // shared sockets are accepted by whichever process is accepting, so none is
 // refused.
 func (c *child) handover(ctx context.Context, grace time.Duration) (old, cur *Process, err error) {
-	c.opMu.Lock()
-	defer c.opMu.Unlock()
-	old, err = c.running()
+	old, end, err := c.beginOp()
 	if err != nil {
 		return nil, nil, err
 	}
+	defer end()
 	c.mu.Lock()
 	if c.stopping {
 		c.mu.Unlock()

@@ -78,10 +78,8 @@ func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.T
 
 // FindPosts returns one page of posts, newest first.
 func (db *DB) FindPosts(ctx context.Context, f app.PostFilter) ([]*app.Post, error) {
-	// The API's maximum is the HTTP layer's policy (it asks for one more
-	// row to learn whether another page exists); here only nonsense fails.
-	if f.Limit <= 0 {
-		return nil, app.Errorf(app.EINVALID, "limit must be positive")
+	if err := f.Validate(); err != nil {
+		return nil, err
 	}
 	g := db.cur()
 	var (

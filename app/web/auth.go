@@ -22,13 +22,23 @@ type credentials struct {
 	Password string `json:"password"`
 }
 
-func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
-	if s.limitAttempt(w, r) {
-		return
-	}
+// readCredentials counts a register or login attempt against the client's
+// address and reads its body; false means an answer was written already.
+func (s *Server) readCredentials(w http.ResponseWriter, r *http.Request) (credentials, bool) {
 	var in credentials
+	if s.limitAttempt(w, r) {
+		return in, false
+	}
 	if err := decodeJSON(w, r, &in); err != nil {
 		s.Error(w, r, err)
+		return in, false
+	}
+	return in, true
+}
+
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	in, ok := s.readCredentials(w, r)
+	if !ok {
 		return
 	}
 	if err := app.ValidateUsername(in.Username); err != nil {
@@ -53,12 +63,8 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if s.limitAttempt(w, r) {
-		return
-	}
-	var in credentials
-	if err := decodeJSON(w, r, &in); err != nil {
-		s.Error(w, r, err)
+	in, ok := s.readCredentials(w, r)
+	if !ok {
 		return
 	}
 	if s.limitLogin(w, r, in.Username) {
