@@ -33,8 +33,12 @@ import (
 // connection is a sign of life as well.
 const (
 	hungTick         = 50 * time.Millisecond
-	hungSuspect      = 500 * time.Millisecond
-	hungProbeTimeout = 400 * time.Millisecond
+	// The probe goes out early and may take up to a second: a backend on a
+	// machine whose cores are saturated can take hundreds of milliseconds
+	// to answer /healthz while alive, and a false verdict costs a 504. A
+	// hung one is still declared about 1.3 s after its oldest request.
+	hungSuspect      = 250 * time.Millisecond
+	hungProbeTimeout = time.Second
 	hungAfter        = time.Second
 )
 
