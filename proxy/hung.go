@@ -33,12 +33,12 @@ import (
 // connection is a sign of life as well.
 const (
 	hungTick         = 50 * time.Millisecond
-	// The probe goes out early and may take up to a second: a backend on a
+	// The probe goes out early and may take most of a second: a backend on a
 	// machine whose cores are saturated can take hundreds of milliseconds
 	// to answer /healthz while alive, and a false verdict costs a 504. A
-	// hung one is still declared about 1.3 s after its oldest request.
-	hungSuspect      = 250 * time.Millisecond
-	hungProbeTimeout = time.Second
+	// hung one is still declared about 1.1 s after its oldest request.
+	hungSuspect      = 200 * time.Millisecond
+	hungProbeTimeout = 900 * time.Millisecond
 	hungAfter        = time.Second
 )
 
