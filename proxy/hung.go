@@ -32,7 +32,7 @@ import (
 // its connections silent, but it answers the probe, and any answer on any
 // connection is a sign of life as well.
 const (
-	hungTick         = 50 * time.Millisecond
+	hungTick = 50 * time.Millisecond
 	// The probe goes out early and may take most of a second: a backend on a
 	// machine whose cores are saturated can take hundreds of milliseconds
 	// to answer /healthz while alive, and a false verdict costs a 504. A

@@ -52,6 +52,7 @@ type child struct {
 	wg     sync.WaitGroup
 
 	readyOnce sync.Once
+	fatalOnce sync.Once     // a revived child may be given up again
 	ready     chan struct{} // closed the first time the child is ready
 	fatal     chan struct{} // closed when the child is given up
 
@@ -167,7 +168,7 @@ func (c *child) run() {
 			c.changedLocked()
 			c.mu.Unlock()
 			c.log.Error().Str("last_exit", exit).Str("reason", v.failure).Msg("child is fatal and stays down")
-			close(c.fatal)
+			c.fatalOnce.Do(func() { close(c.fatal) })
 			return
 		}
 		delay = v.delay

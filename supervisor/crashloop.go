@@ -75,6 +75,32 @@ func (c *child) retryNow(ctx context.Context) (*Process, error) {
 	case c.kick <- struct{}{}:
 	default: // one is pending already
 	}
+	return c.awaitRunning(ctx)
+}
+
+// revive starts a fatal child's run loop again with a fresh restart budget
+// and waits until its new process is ready: `restart NAME` once the cause
+// is fixed, as supervisord's start of a FATAL program. ok is false when the
+// child was not fatal.
+func (c *child) revive(ctx context.Context) (p *Process, ok bool, err error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	if c.state != Fatal || c.stopping {
+		c.mu.Unlock()
+		return nil, false, nil
+	}
+	c.state, c.failure, c.loop = Starting, "", ""
+	c.changedLocked()
+	c.mu.Unlock()
+	c.log.Info().Msg("fatal child started again on request")
+	c.start()
+	p, err = c.awaitRunning(ctx)
+	return p, true, err
+}
+
+// awaitRunning waits until the child runs a ready process, or fails to.
+func (c *child) awaitRunning(ctx context.Context) (*Process, error) {
 	wctx, cancel := context.WithTimeout(ctx, c.readyTimeout+time.Second)
 	defer cancel()
 	started := false

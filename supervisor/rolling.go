@@ -87,6 +87,13 @@ func (s *Supervisor) admin() *lbapi.Client {
 func (s *Supervisor) restartBackend(admin *lbapi.Client, c *child, grace time.Duration, say Say) error {
 	ctx, name, addr := s.opCtx, c.spec.Name, c.spec.Addr
 	begun := time.Now()
+	if cur, revived, err := c.revive(ctx); revived {
+		if err != nil {
+			return c.restartFailed(admin, fmt.Errorf("restart %s: %w", name, err))
+		}
+		say("%s: was fatal; started pid %d", name, cur.Pid())
+		return s.backInRotation(admin, c, begun, say)
+	}
 	if _, err := c.running(); err != nil {
 		return fmt.Errorf("restart %s: %w", name, err)
 	}
@@ -115,6 +122,13 @@ func (s *Supervisor) restartBackend(admin *lbapi.Client, c *child, grace time.Du
 		return c.restartFailed(admin, fmt.Errorf("restart %s: %w", name, err))
 	}
 	say("%s: pid %d replaced by pid %d, ready", name, old.Pid(), cur.Pid())
+	return s.backInRotation(admin, c, begun, say)
+}
+
+// backInRotation enables a restarted backend in the LB and waits until the
+// LB reports it healthy; only then is its last restart error cleared.
+func (s *Supervisor) backInRotation(admin *lbapi.Client, c *child, begun time.Time, say Say) error {
+	ctx, name, addr := s.opCtx, c.spec.Name, c.spec.Addr
 	if admin != nil {
 		if err := admin.Enable(ctx, addr); err != nil {
 			return c.restartFailed(admin, fmt.Errorf("restart %s: enable: %w", name, err))

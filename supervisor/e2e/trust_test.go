@@ -339,7 +339,8 @@ func TestRestartPortNeverFreeForAnotherUser(t *testing.T) {
 
 // A rolling restart whose new generation never becomes ready leaves the
 // address out of the LB's rotation, and status says why; a later restart
-// that succeeds puts it back and clears the error.
+// that succeeds (of the now fatal backend, once the build is fixed) puts it
+// back and clears the error.
 func TestRestartFailedReadinessStaysDrained(t *testing.T) {
 	c := newCluster(t)
 	exe := ownBinary(t, c)
@@ -375,22 +376,23 @@ func TestRestartFailedReadinessStaysDrained(t *testing.T) {
 		t.Fatalf("status table does not show the failure:\n%s", table)
 	}
 
-	// The fixed build: the run loop brings backend-1 back, but the LB keeps
-	// it drained until a restart succeeds.
-	install(t, exe)
+	// The broken build fails the same way on every start, so the run loop
+	// gives backend-1 up (early-fatal rule); the LB keeps it drained, and a
+	// restart once the build is fixed starts it again.
 	clitest.Eventually(t, 30*time.Second, func() error {
-		if s := child(c.status(), "backend-1"); s.State != supervisor.Running {
+		if s := child(c.status(), "backend-1"); s.State != supervisor.Fatal {
 			return fmt.Errorf("backend-1 is %s", s.State)
 		}
 		return nil
 	})
+	install(t, exe)
 	for range 20 {
 		if b := getBackend(t, c); b != "backend-2" {
 			t.Fatalf("a request went to %q while backend-1 is left drained", b)
 		}
 	}
 	if h := health(t, c, addr); h == nil || h.State != lbapi.StateDraining {
-		t.Fatalf("backend-1 in the LB once running again: %+v; want still draining", h)
+		t.Fatalf("backend-1 in the LB while fatal: %+v; want still draining", h)
 	}
 	c.ctl("restart", "backend-1")
 	if b1 := child(c.statusCLI(), "backend-1"); b1.LastError != "" || b1.Health != lbapi.StateHealthy {
