@@ -106,7 +106,7 @@ func (x *exchange) finish() {
 	ctx := x.ctx
 	var remote [64]byte
 	ev.Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Int("status", x.status).
-		Str("backend", addr).Int("attempts", x.attempts).Dur("duration", d).
+		Str("backend", addr).Int("attempts", x.attempts).Dur("duration_ms", d).
 		Str("request_id", x.id).Bytes("remote", appendAddr(remote[:0], ctx.RemoteAddr())).Msg("request")
 }
 

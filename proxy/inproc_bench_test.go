@@ -37,11 +37,11 @@ func BenchmarkProxyInProcess(b *testing.B) {
 			b.Errorf("close: %v", err)
 		}
 	}()
-	runLoad(b, s.Addr(), 2000) // fill the connection pools
+	runLoad(b, s.Addr(), benchGET().req, 2000) // fill the connection pools
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	b.ResetTimer()
-	r := runLoad(b, s.Addr(), b.N)
+	r := runLoad(b, s.Addr(), benchGET().req, b.N)
 	b.StopTimer()
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/float64(b.N), "allocs/req")
