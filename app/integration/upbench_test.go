@@ -45,6 +45,95 @@ func BenchmarkUp(b *testing.B) {
 	if _, err := os.Stat(wrkPath); err != nil {
 		b.Skip("SKIPPED: wrk is not installed (apt-get install wrk)")
 	}
+	clusters := []*upCluster{startUpCluster(b, "new", bin)}
+	if base := os.Getenv(BaselineEnv); base != "" {
+		clusters = append(clusters, startUpCluster(b, "base", base))
+	}
+	body := `{"content":"a benchmark post of moderate length, like most posts are"}`
+	post := func(cookie string) string {
+		return fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Cookie\"] = %q\n", body, cookie)
+	}
+	mix := func(cookie string) string {
+		return fmt.Sprintf(`local n = 0
+local hdr = {["Content-Type"] = "application/json", ["Cookie"] = %q}
+request = function()
+	n = n + 1
+	if n %% 10 == 0 then
+		return wrk.format("POST", "/api/posts", hdr, %q)
+	end
+	return wrk.format("GET", "/api/posts")
+end
+`, cookie, body)
+	}
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "posterctl up, 2 backends, default logging, wrk -t1 -c64, %d posts in the store:\n", upBenchPosts)
+	for _, ep := range []struct{ name, path, script string }{
+		{"GET_posts", "/api/posts", ""},
+		{"POST_posts", "/api/posts", "post"},
+		{"mixed_9GET_1POST", "/api/posts", "mix"},
+	} {
+		for _, cl := range clusters {
+			var last string // the final round's line, once
+			name := ep.name
+			if len(clusters) > 1 {
+				name += "/" + cl.name
+			}
+			b.Run(name, func(b *testing.B) {
+				procs := cl.procs
+				lua := map[string]string{"post": post(cl.cookie), "mix": mix(cl.cookie)}[ep.script]
+				args := []string{"-t1", "-c64", "-d", strconv.Itoa(b.N) + "s", "--latency", "--timeout", "10s"}
+				if lua != "" {
+					script := filepath.Join(b.TempDir(), "load.lua")
+					if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+						b.Fatal(err)
+					}
+					args = append(args, "-s", script)
+				}
+				cpu0 := procs.cpu(b)
+				locked0 := countInFile(b, cl.out, "database is locked")
+				w := exec.Command(wrkPath, append(args, cl.url+ep.path)...)
+				var wout bytes.Buffer
+				w.Stdout, w.Stderr = &wout, &wout
+				if err := w.Run(); err != nil {
+					b.Fatalf("wrk: %v\n%s", err, wout.String())
+				}
+				cpu1 := procs.cpu(b)
+				r, err := parseWrkReport(wout.String())
+				if err != nil {
+					b.Fatalf("wrk: %v\n%s", err, wout.String())
+				}
+				locked := countInFile(b, cl.out, "database is locked") - locked0
+				per := func(i int) float64 {
+					return float64(cpu1[i]-cpu0[i]) / float64(time.Microsecond) / float64(max(1, r.requests))
+				}
+				b.ReportMetric(r.rps, "req/s")
+				b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+				b.ReportMetric(float64(r.errors), "errors")
+				b.ReportMetric(float64(locked), "db-locked-lines")
+				for i, n := range upProcNames {
+					b.ReportMetric(per(i), n+"-cpu-µs/req")
+				}
+				last = fmt.Sprintf("  %-22s %7.0f req/s  p99 %7.1f ms  errors %d  db-locked lines %d  cpu µs/req: supervisor %.1f  lb %.1f  backends %.1f\n",
+					name, r.rps, float64(r.p99.Microseconds())/1000, r.errors, locked, per(0), per(1), per(2))
+			})
+			sum.WriteString(last)
+		}
+	}
+	fmt.Print(sum.String())
+}
+
+// upCluster is one running `posterctl up` with a logged-in user.
+type upCluster struct {
+	name   string
+	url    string
+	cookie string
+	out    string // the supervisor's stdout and stderr
+	procs  upProcs
+}
+
+// startUpCluster runs `posterctl up` from binPath with two backends on free
+// ports, seeds the store, and stops the cluster gracefully at cleanup.
+func startUpCluster(b *testing.B, name, binPath string) *upCluster {
 	dir := b.TempDir()
 	runDir := filepath.Join(dir, "run")
 	if err := os.Mkdir(runDir, 0o700); err != nil {
@@ -55,7 +144,7 @@ func BenchmarkUp(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "up", "--backends", "2", "--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health),
+	cmd := exec.Command(binPath, "up", "--backends", "2", "--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health),
 		"--base-port", strconv.Itoa(base), "--listen", "127.0.0.1", "--data-dir", filepath.Join(dir, "data"),
 		"--run-dir", runDir, "--grace", "5s")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -101,67 +190,8 @@ func BenchmarkUp(b *testing.B) {
 	for i := range upBenchPosts {
 		c.must("POST", lbURL+"/api/posts", map[string]string{"content": fmt.Sprint("seed post number ", i)}, http.StatusCreated)
 	}
-	procs := upProcesses(b, int32(cmd.Process.Pid))
 
-	body := `{"content":"a benchmark post of moderate length, like most posts are"}`
-	post := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Cookie\"] = %q\n", body, c.cookie)
-	mix := fmt.Sprintf(`local n = 0
-local hdr = {["Content-Type"] = "application/json", ["Cookie"] = %q}
-request = function()
-	n = n + 1
-	if n %% 10 == 0 then
-		return wrk.format("POST", "/api/posts", hdr, %q)
-	end
-	return wrk.format("GET", "/api/posts")
-end
-`, c.cookie, body)
-	var sum strings.Builder
-	fmt.Fprintf(&sum, "posterctl up, 2 backends, default logging, wrk -t1 -c64, %d posts in the store:\n", upBenchPosts)
-	for _, ep := range []struct{ name, path, script string }{
-		{"GET_posts", "/api/posts", ""},
-		{"POST_posts", "/api/posts", post},
-		{"mixed_9GET_1POST", "/api/posts", mix},
-	} {
-		var last string // the final round's line, once
-		b.Run(ep.name, func(b *testing.B) {
-			args := []string{"-t1", "-c64", "-d", strconv.Itoa(b.N) + "s", "--latency", "--timeout", "10s"}
-			if ep.script != "" {
-				script := filepath.Join(b.TempDir(), "load.lua")
-				if err := os.WriteFile(script, []byte(ep.script), 0o600); err != nil {
-					b.Fatal(err)
-				}
-				args = append(args, "-s", script)
-			}
-			cpu0 := procs.cpu(b)
-			locked0 := countInFile(b, out.Name(), "database is locked")
-			w := exec.Command(wrkPath, append(args, lbURL+ep.path)...)
-			var wout bytes.Buffer
-			w.Stdout, w.Stderr = &wout, &wout
-			if err := w.Run(); err != nil {
-				b.Fatalf("wrk: %v\n%s", err, wout.String())
-			}
-			cpu1 := procs.cpu(b)
-			r, err := parseWrkReport(wout.String())
-			if err != nil {
-				b.Fatalf("wrk: %v\n%s", err, wout.String())
-			}
-			locked := countInFile(b, out.Name(), "database is locked") - locked0
-			per := func(i int) float64 {
-				return float64(cpu1[i]-cpu0[i]) / float64(time.Microsecond) / float64(max(1, r.requests))
-			}
-			b.ReportMetric(r.rps, "req/s")
-			b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
-			b.ReportMetric(float64(r.errors), "errors")
-			b.ReportMetric(float64(locked), "db-locked-lines")
-			for i, n := range upProcNames {
-				b.ReportMetric(per(i), n+"-cpu-µs/req")
-			}
-			last = fmt.Sprintf("  %-17s %7.0f req/s  p99 %7.1f ms  errors %d  db-locked lines %d  cpu µs/req: supervisor %.1f  lb %.1f  backends %.1f\n",
-				ep.name, r.rps, float64(r.p99.Microseconds())/1000, r.errors, locked, per(0), per(1), per(2))
-		})
-		sum.WriteString(last)
-	}
-	fmt.Print(sum.String())
+	return &upCluster{name: name, url: lbURL, cookie: c.cookie, out: out.Name(), procs: upProcesses(b, int32(cmd.Process.Pid))}
 }
 
 // upProcNames are the groups upProcs measures, in order.
