@@ -41,7 +41,7 @@ e2e:
 WRK := $(wildcard /usr/bin/wrk)
 bench:
 	POSTERCTL_BENCH_ACCESSLOG=both $(if $(WRK),POSTERCTL_BENCH_LOADGEN=wrk) \
-	  $(GO) test -run '^$$' -bench LoadBalancer -benchtime $(if $(WRK),2x,3s) -count=1 -timeout 10m ./proxy/
+	  $(GO) test -run '^$$' -bench LoadBalancer -benchtime $(if $(WRK),1x,3s) -count=1 -timeout 10m ./proxy/
 	$(GO) test -run '^$$' -bench AccessLine -benchtime 1000000x -count=1 ./proxy/
 	$(GO) test -run '^$$' -bench 'BenchmarkUp$$' -benchtime 5x -count=1 -timeout 10m ./app/integration/
 	$(GO) test -run '^$$' -bench BackendCPU -benchtime 1s -count=1 -timeout 10m ./app/integration/

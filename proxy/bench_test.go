@@ -139,11 +139,11 @@ func benchPOST512() benchRequest {
 			"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)}
 }
 
-// runLBSlices runs every target in turn, in four rotating slices, and
+// runLBSlices runs every target in turn, in six rotating slices, and
 // returns the summary it also reports as metrics.
 func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *wrkGen, genName string,
 	modes []benchLogMode, backendsCPU func() float64) string {
-	const slices = 4
+	const slices = 6
 	res := make([]loadResult, len(targets))
 	per := max(1, b.N/slices)
 	for s := range slices {
@@ -175,7 +175,7 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 	for i, m := range modes {
 		logs[i] = map[bool]string{true: "on", false: "off"}[m.on] + map[bool]string{true: " (" + m.suffix + ")", false: ""}[m.suffix != ""]
 	}
-	fmt.Fprintf(&sb, "lb-bench: %s generator, 64 conns, %s, access logs %s\n", genName, kind.name, strings.Join(logs, " and "))
+	fmt.Fprintf(&sb, "lb-bench: %s generator, 64 conns, %s, access logs %s; req/s and cpu are medians of %d slices\n", genName, kind.name, strings.Join(logs, " and "), slices)
 	sum := make(map[string]loadResult, len(targets))
 	for k, t := range targets {
 		r := res[k].summary()
@@ -287,6 +287,10 @@ type loadResult struct {
 	backendCPU float64 // seconds of the two backends' CPU
 	lats       []time.Duration
 	p50s, p99s []time.Duration // per slice, from a generator that gives only percentiles
+	// per slice: req/s and µs of CPU per request of the balancer and the
+	// backends, whose medians the summary gives (a neighbour's burst
+	// spoils a slice, not the run)
+	rpsS, cpuS, beS []float64
 
 	rps          float64
 	p50, p99     time.Duration
@@ -305,16 +309,33 @@ func (r *loadResult) add(s loadResult) {
 	r.lats = append(r.lats, s.lats...)
 	r.p50s = append(r.p50s, s.p50s...)
 	r.p99s = append(r.p99s, s.p99s...)
+	if s.n > 0 && s.elapsed > 0 {
+		r.rpsS = append(r.rpsS, float64(s.n)/s.elapsed.Seconds())
+		r.cpuS = append(r.cpuS, s.cpu*1e6/float64(s.n))
+		r.beS = append(r.beS, s.backendCPU*1e6/float64(s.n))
+	}
+}
+
+// medianOf is the median of xs (sorted in place).
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
 func (r loadResult) summary() loadResult {
 	if r.n == 0 || r.elapsed <= 0 {
 		return r
 	}
-	r.rps = float64(r.n) / r.elapsed.Seconds()
-	r.cpuPerReq = r.cpu * 1e6 / float64(r.n)
+	r.rps = medianOf(r.rpsS)
+	r.cpuPerReq = medianOf(r.cpuS)
 	r.genCPUPerReq = r.genCPU * 1e6 / float64(r.n)
-	r.backendCPUPerReq = r.backendCPU * 1e6 / float64(r.n)
+	r.backendCPUPerReq = medianOf(r.beS)
 	slices.Sort(r.lats)
 	if len(r.lats) > 0 {
 		r.p50, r.p99 = r.lats[len(r.lats)/2], r.lats[len(r.lats)*99/100]
