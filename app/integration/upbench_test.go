@@ -100,7 +100,8 @@ end
 				cpu1 := procs.cpu(b)
 				r, err := parseWrkReport(wout.String())
 				if err != nil {
-					b.Fatalf("wrk: %v\n%s", err, wout.String())
+					log, _ := os.ReadFile(cl.out)
+					b.Fatalf("wrk: %v\n%s\nthe cluster's last output:\n%s", err, wout.String(), log[max(0, len(log)-8<<10):])
 				}
 				locked := countInFile(b, cl.out, "database is locked") - locked0
 				per := func(i int) float64 {
