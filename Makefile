@@ -31,8 +31,20 @@ e2e:
 	$(GO) build -race -ldflags "$(LDFLAGS)" -o $(TESTBIN) ./cmd/posterctl
 	GORACE=atexit_sleep_ms=0 POSTERCTL_E2E=1 POSTERCTL_TEST_BIN=$(CURDIR)/$(TESTBIN) $(GO) test -race -count=1 -run Browser -v ./...
 
+# Issue 13's figures in one run, each with the CPU per request of every
+# process, in about five minutes: the LB against direct, nginx and HAProxy
+# (GET and POST 512 B, access logs on and off, wrk when installed), the cost
+# of one access line, the app through `posterctl up` with 2 backends (wrk
+# -t1 -c64), and one backend alone. Set up the contenders with
+# apt-get install nginx haproxy wrk; POSTERCTL_BENCH_BASELINE_BIN=<posterctl
+# built from main> adds the baseline's figures beside each. Not part of test.
+WRK := $(wildcard /usr/bin/wrk)
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3s -count=1 ./...
+	POSTERCTL_BENCH_ACCESSLOG=both $(if $(WRK),POSTERCTL_BENCH_LOADGEN=wrk) \
+	  $(GO) test -run '^$$' -bench LoadBalancer -benchtime $(if $(WRK),1x,3s) -count=1 -timeout 10m ./proxy/
+	$(GO) test -run '^$$' -bench AccessLine -benchtime 1000000x -count=1 ./proxy/
+	$(GO) test -run '^$$' -bench 'BenchmarkUp$$' -benchtime 5x -count=1 -timeout 10m ./app/integration/
+	$(GO) test -run '^$$' -bench BackendCPU -benchtime 1s -count=1 -timeout 10m ./app/integration/
 
 # The load balancer alone, longer and so steadier; nginx and HAProxy join the
 # same run when installed (apt-get install nginx haproxy).

@@ -18,23 +18,25 @@ import (
 	"github.com/posterctl/posterctl/internal/clitest"
 )
 
-// BenchmarkLoadBalancer measures, in one run, throughput and latency straight
-// to one backend, through `posterctl lb` in front of two, and through nginx
-// and HAProxy in front of the same two when they are installed (see
-// refbench_test.go), with the same load generator: 64 keep-alive connections
-// sending GETs for a small fixed JSON body. Backends and balancers are
-// separate processes (the backends are this test binary re-run as helpers,
-// the balancer is the built posterctl binary, logging its access lines to a
-// file as under the supervisor). The targets take turns in slices, in a
-// rotating order, so a neighbour's load on this shared machine weighs on all
-// alike; the ratios are taken from the same run.
+// BenchmarkLoadBalancer measures, in one run, throughput, latency and CPU per
+// request straight to one backend, through `posterctl lb` in front of two, and
+// through nginx and HAProxy in front of the same two when they are installed
+// (see refbench_test.go), with the same load generator: 64 keep-alive
+// connections sending GETs for a small fixed JSON body, then POSTs of a
+// 512-byte body. Backends and balancers are separate processes (the backends
+// are this test binary re-run as helpers, the balancer is the built posterctl
+// binary, logging its access lines to a file as under the supervisor). The
+// targets take turns in slices, in a rotating order, so a neighbour's load on
+// this shared machine weighs on all alike; the ratios are taken from the same
+// run.
 //
 // The load generator shares the two cores with everything it measures, so
 // its own cost per request is printed too. POSTERCTL_BENCH_LOADGEN=wrk
 // switches from the Go generator to wrk (a fixed time per slice) for a
 // second opinion; POSTERCTL_BENCH_ACCESSLOG=off turns every balancer's access
-// log off; POSTERCTL_BENCH_BASELINE_BIN=path adds "lb-base", the same
-// balancer from another build.
+// log off, =both runs each balancer twice, with and without ("-nolog"), so
+// the log's own cost is read in the same run; POSTERCTL_BENCH_BASELINE_BIN=path
+// adds "lb-base", the same balancer from another build.
 func BenchmarkLoadBalancer(b *testing.B) {
 	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
@@ -45,45 +47,41 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	backendsCPU := func() float64 {
 		return treeCPU(int32(helperA.Cmd.Process.Pid)) + treeCPU(int32(helperB.Cmd.Process.Pid))
 	}
-	lbPort, healthPort := clitest.FreePort(b), clitest.FreePort(b)
-	lbArgs := []string{"--log-format", "json"}
-	if !benchAccessLog() {
-		lbArgs = append(lbArgs, "--log-level", "warn") // access lines are info
-	}
-	lbArgs = append(lbArgs, "lb",
-		"--host", "127.0.0.1", "--port", strconv.Itoa(lbPort), "--health-port", strconv.Itoa(healthPort),
-		"--backend", addrA, "--backend", "http://"+addrB)
-	lb := startLBProcess(b, bin, lbArgs...)
-	targets := []*benchTarget{
-		{name: "direct", addr: addrA},
-		{name: "lb", addr: "127.0.0.1:" + strconv.Itoa(lbPort), cpu: func() float64 { return treeCPU(int32(lb.Pid)) }},
+	targets := []*benchTarget{{name: "direct", addr: addrA}}
+	modes := benchLogModes()
+	lbTarget := func(name, bin string, logOn bool) *benchTarget {
+		port, hport := clitest.FreePort(b), clitest.FreePort(b)
+		args := []string{"--log-format", "json"}
+		if !logOn {
+			args = append(args, "--log-level", "warn") // access lines are info
+		}
+		args = append(args, "lb",
+			"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--health-port", strconv.Itoa(hport),
+			"--backend", addrA, "--backend", "http://"+addrB)
+		p := startLBProcess(b, bin, args...)
+		return &benchTarget{name: name, addr: "127.0.0.1:" + strconv.Itoa(port), cpu: func() float64 { return treeCPU(int32(p.Pid)) }}
 	}
 	// A second posterctl binary (say, built from main) measured in the same
 	// run shows what a change is worth through the machine's noise.
-	if base := os.Getenv("POSTERCTL_BENCH_BASELINE_BIN"); base != "" {
-		port, hport := clitest.FreePort(b), clitest.FreePort(b)
-		args := slices.Clone(lbArgs)
-		for i, a := range args {
-			switch a {
-			case "--port":
-				args[i+1] = strconv.Itoa(port)
-			case "--health-port":
-				args[i+1] = strconv.Itoa(hport)
-			}
+	base := os.Getenv("POSTERCTL_BENCH_BASELINE_BIN")
+	for _, m := range modes {
+		targets = append(targets, lbTarget("lb"+m.suffix, bin, m.on))
+		if base != "" {
+			targets = append(targets, lbTarget("lb-base"+m.suffix, base, m.on))
 		}
-		old := startLBProcess(b, base, args...)
-		targets = append(targets, &benchTarget{name: "lb-base", addr: "127.0.0.1:" + strconv.Itoa(port), cpu: func() float64 { return treeCPU(int32(old.Pid)) }})
 	}
 	for _, ref := range []struct {
 		name, bin string
-		start     func(*testing.B, ...string) (string, func() float64)
+		start     func(*testing.B, bool, ...string) (string, func() float64)
 	}{{"nginx", nginxBin, startNginx}, {"haproxy", haproxyBin, startHAProxy}} {
 		if _, err := os.Stat(ref.bin); err != nil {
 			b.Logf("reference %s skipped: %s not installed", ref.name, ref.bin)
 			continue
 		}
-		addr, cpu := ref.start(b, addrA, addrB)
-		targets = append(targets, &benchTarget{name: ref.name, addr: addr, cpu: cpu})
+		for _, m := range modes {
+			addr, cpu := ref.start(b, m.on, addrA, addrB)
+			targets = append(targets, &benchTarget{name: ref.name + m.suffix, addr: addr, cpu: cpu})
+		}
 	}
 	genName := "go"
 	var wrk *wrkGen
@@ -93,77 +91,135 @@ func BenchmarkLoadBalancer(b *testing.B) {
 		}
 		wrk, genName = &wrkGen{threads: runtime.NumCPU()}, "wrk"
 	}
-	logs := "on"
-	if !benchAccessLog() {
-		logs = "off"
-	}
 
-	var last string
-	b.Run("GET-64conns", func(b *testing.B) {
-		const slices = 4
-		res := make([]loadResult, len(targets))
-		per := max(1, b.N/slices)
-		for s := range slices {
-			for i := range targets {
-				k := (i + s) % len(targets)
-				t := targets[k]
-				cpu0 := 0.0
-				if t.cpu != nil {
-					cpu0 = t.cpu()
-				}
-				be0 := backendsCPU()
-				var r loadResult
-				if wrk != nil {
-					// wrk runs for a time, not a count: b.N seconds a
-					// slice, so the run grows with b.N like the Go one.
-					r = wrk.run(b, t.addr, time.Duration(b.N)*time.Second)
-				} else {
-					r = runLoad(b, t.addr, per)
-				}
-				if t.cpu != nil {
-					r.cpu = t.cpu() - cpu0
-				}
-				r.backendCPU = backendsCPU() - be0
-				res[k].add(r)
-			}
-		}
-		var sb strings.Builder
-		fmt.Fprintf(&sb, "lb-bench: %s generator, 64 conns, GET small JSON, access logs %s\n", genName, logs)
-		sum := make(map[string]loadResult, len(targets))
-		for k, t := range targets {
-			r := res[k].summary()
-			sum[t.name] = r
-			b.ReportMetric(r.rps, t.name+"-req/s")
-			b.ReportMetric(float64(r.p50.Microseconds()), t.name+"-p50-µs")
-			b.ReportMetric(float64(r.p99.Microseconds()), t.name+"-p99-µs")
-			fmt.Fprintf(&sb, "  %-8s %7.0f req/s  p50 %6dµs  p99 %6dµs", t.name, r.rps, r.p50.Microseconds(), r.p99.Microseconds())
+	for _, kind := range []benchRequest{benchGET(), benchPOST512()} {
+		var last string
+		b.Run(kind.name+"-64conns", func(b *testing.B) {
+			last = runLBSlices(b, targets, kind, wrk, genName, modes, backendsCPU)
+		})
+		fmt.Println(last) // the final round's figures, once
+	}
+}
+
+// benchLogMode is one setting of the balancers' access logs, named by the
+// suffix its targets carry.
+type benchLogMode struct {
+	on     bool
+	suffix string
+}
+
+func benchLogModes() []benchLogMode {
+	switch os.Getenv(benchEnvAccessLog) {
+	case "off":
+		return []benchLogMode{{false, ""}}
+	case "both":
+		return []benchLogMode{{true, ""}, {false, "-nolog"}}
+	}
+	return []benchLogMode{{true, ""}}
+}
+
+// benchRequest is one kind of request the generators send: req is the whole
+// request for the Go generator; method, body and headers the same for wrk.
+type benchRequest struct {
+	name   string
+	req    []byte
+	method string
+	body   string
+}
+
+func benchGET() benchRequest {
+	return benchRequest{name: "GET", method: "GET",
+		req: []byte("GET /api/posts/1 HTTP/1.1\r\nHost: poster\r\nUser-Agent: posterctl-bench\r\nAccept: application/json\r\n\r\n")}
+}
+
+func benchPOST512() benchRequest {
+	body := `{"content":"` + strings.Repeat("x", 512-len(`{"content":""}`)) + `"}`
+	return benchRequest{name: "POST512", method: "POST", body: body,
+		req: []byte("POST /api/posts HTTP/1.1\r\nHost: poster\r\nUser-Agent: posterctl-bench\r\nAccept: application/json\r\n" +
+			"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)}
+}
+
+// runLBSlices runs every target in turn, in six rotating slices, and
+// returns the summary it also reports as metrics.
+func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *wrkGen, genName string,
+	modes []benchLogMode, backendsCPU func() float64) string {
+	const slices = 6
+	res := make([]loadResult, len(targets))
+	per := max(1, b.N/slices)
+	for s := range slices {
+		for i := range targets {
+			k := (i + s) % len(targets)
+			t := targets[k]
+			cpu0 := 0.0
 			if t.cpu != nil {
-				b.ReportMetric(r.cpuPerReq, t.name+"-cpu-µs/req")
-				fmt.Fprintf(&sb, "  proxy cpu %5.1f µs/req", r.cpuPerReq)
-			} else {
-				fmt.Fprintf(&sb, "  %22s", "")
+				cpu0 = t.cpu()
 			}
-			b.ReportMetric(r.backendCPUPerReq, t.name+"-backend-cpu-µs/req")
-			fmt.Fprintf(&sb, "  backends cpu %4.1f µs/req  generator cpu %4.1f µs/req  (%d requests)\n", r.backendCPUPerReq, r.genCPUPerReq, r.n)
+			be0 := backendsCPU()
+			var r loadResult
+			if wrk != nil {
+				// wrk runs for a time, not a count: b.N seconds a
+				// slice, so the run grows with b.N like the Go one.
+				r = wrk.run(b, t.addr, kind, time.Duration(b.N)*time.Second)
+			} else {
+				r = runLoad(b, t.addr, kind.req, per)
+			}
+			if t.cpu != nil {
+				r.cpu = t.cpu() - cpu0
+			}
+			r.backendCPU = backendsCPU() - be0
+			res[k].add(r)
 		}
-		sb.WriteString("  ratios:")
-		d := sum["direct"].rps
-		for _, t := range targets[1:] {
-			ratio := sum[t.name].rps / d
-			b.ReportMetric(ratio, "ratio-"+t.name+"/direct")
-			fmt.Fprintf(&sb, " %s/direct %.2f", t.name, ratio)
+	}
+	var sb strings.Builder
+	logs := make([]string, len(modes))
+	for i, m := range modes {
+		logs[i] = map[bool]string{true: "on", false: "off"}[m.on] + map[bool]string{true: " (" + m.suffix + ")", false: ""}[m.suffix != ""]
+	}
+	fmt.Fprintf(&sb, "lb-bench: %s generator, 64 conns, %s, access logs %s; req/s and cpu are medians of %d slices\n", genName, kind.name, strings.Join(logs, " and "), slices)
+	sum := make(map[string]loadResult, len(targets))
+	for k, t := range targets {
+		r := res[k].summary()
+		sum[t.name] = r
+		b.ReportMetric(r.rps, t.name+"-req/s")
+		b.ReportMetric(float64(r.p50.Microseconds()), t.name+"-p50-µs")
+		b.ReportMetric(float64(r.p99.Microseconds()), t.name+"-p99-µs")
+		fmt.Fprintf(&sb, "  %-14s %7.0f req/s  p50 %6dµs  p99 %6dµs", t.name, r.rps, r.p50.Microseconds(), r.p99.Microseconds())
+		if t.cpu != nil {
+			b.ReportMetric(r.cpuPerReq, t.name+"-cpu-µs/req")
+			fmt.Fprintf(&sb, "  proxy cpu %5.1f µs/req", r.cpuPerReq)
+		} else {
+			fmt.Fprintf(&sb, "  %22s", "")
 		}
-		for _, ref := range targets[2:] {
-			if ref.name == "lb-base" {
+		b.ReportMetric(r.backendCPUPerReq, t.name+"-backend-cpu-µs/req")
+		fmt.Fprintf(&sb, "  backends cpu %4.1f µs/req  generator cpu %4.1f µs/req  (%d requests)\n", r.backendCPUPerReq, r.genCPUPerReq, r.n)
+	}
+	sb.WriteString("  ratios:")
+	d := sum["direct"].rps
+	for _, t := range targets[1:] {
+		ratio := sum[t.name].rps / d
+		b.ReportMetric(ratio, "ratio-"+t.name+"/direct")
+		fmt.Fprintf(&sb, " %s/direct %.2f", t.name, ratio)
+	}
+	for _, m := range modes {
+		lb, ok := sum["lb"+m.suffix]
+		if !ok {
+			continue
+		}
+		for _, ref := range []string{"lb-base", "nginx", "haproxy"} {
+			r, ok := sum[ref+m.suffix]
+			if !ok || r.rps == 0 {
 				continue
 			}
-			ratio := sum["lb"].rps / sum[ref.name].rps
-			b.ReportMetric(ratio, "ratio-lb/"+ref.name)
-			fmt.Fprintf(&sb, " lb/%s %.2f", ref.name, ratio)
+			ratio := lb.rps / r.rps
+			b.ReportMetric(ratio, "ratio-lb"+m.suffix+"/"+ref+m.suffix)
+			fmt.Fprintf(&sb, " lb%s/%s%s %.2f (cpu %+.1f µs)", m.suffix, ref, m.suffix, ratio, lb.cpuPerReq-r.cpuPerReq)
 		}
-		last = sb.String()
-	})
-	fmt.Println(last) // the final round's figures, once
+	}
+	if on, off := sum["lb"], sum["lb-nolog"]; on.n > 0 && off.n > 0 {
+		b.ReportMetric(on.cpuPerReq-off.cpuPerReq, "lb-log-cost-µs/req")
+		fmt.Fprintf(&sb, "\n  lb access log costs %+.1f µs/req of proxy cpu", on.cpuPerReq-off.cpuPerReq)
+	}
+	return sb.String()
 }
 
 // benchTarget is one address the load generator measures; cpu, when set,
@@ -231,6 +287,10 @@ type loadResult struct {
 	backendCPU float64 // seconds of the two backends' CPU
 	lats       []time.Duration
 	p50s, p99s []time.Duration // per slice, from a generator that gives only percentiles
+	// per slice: req/s and µs of CPU per request of the balancer and the
+	// backends, whose medians the summary gives (a neighbour's burst
+	// spoils a slice, not the run)
+	rpsS, cpuS, beS []float64
 
 	rps          float64
 	p50, p99     time.Duration
@@ -249,16 +309,33 @@ func (r *loadResult) add(s loadResult) {
 	r.lats = append(r.lats, s.lats...)
 	r.p50s = append(r.p50s, s.p50s...)
 	r.p99s = append(r.p99s, s.p99s...)
+	if s.n > 0 && s.elapsed > 0 {
+		r.rpsS = append(r.rpsS, float64(s.n)/s.elapsed.Seconds())
+		r.cpuS = append(r.cpuS, s.cpu*1e6/float64(s.n))
+		r.beS = append(r.beS, s.backendCPU*1e6/float64(s.n))
+	}
+}
+
+// medianOf is the median of xs (sorted in place).
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	if len(xs)%2 == 1 {
+		return xs[len(xs)/2]
+	}
+	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
 }
 
 func (r loadResult) summary() loadResult {
 	if r.n == 0 || r.elapsed <= 0 {
 		return r
 	}
-	r.rps = float64(r.n) / r.elapsed.Seconds()
-	r.cpuPerReq = r.cpu * 1e6 / float64(r.n)
+	r.rps = medianOf(r.rpsS)
+	r.cpuPerReq = medianOf(r.cpuS)
 	r.genCPUPerReq = r.genCPU * 1e6 / float64(r.n)
-	r.backendCPUPerReq = r.backendCPU * 1e6 / float64(r.n)
+	r.backendCPUPerReq = medianOf(r.beS)
 	slices.Sort(r.lats)
 	if len(r.lats) > 0 {
 		r.p50, r.p99 = r.lats[len(r.lats)/2], r.lats[len(r.lats)*99/100]
@@ -270,12 +347,11 @@ func (r loadResult) summary() loadResult {
 	return r
 }
 
-// runLoad sends n GETs to addr over 64 connections, each a goroutine with
-// its own keep-alive connection, and measures them, with the CPU this
+// runLoad sends n copies of req to addr over 64 connections, each a goroutine
+// with its own keep-alive connection, and measures them, with the CPU this
 // process (the generator) spent.
-func runLoad(b *testing.B, addr string, n int) loadResult {
+func runLoad(b *testing.B, addr string, req []byte, n int) loadResult {
 	const conns = 64
-	req := []byte("GET /api/posts/1 HTTP/1.1\r\nHost: poster\r\nUser-Agent: posterctl-bench\r\nAccept: application/json\r\n\r\n")
 	gen0 := selfCPU()
 	var (
 		next atomic.Int64
@@ -295,12 +371,12 @@ func runLoad(b *testing.B, addr string, n int) loadResult {
 			for next.Add(1) <= int64(n) {
 				t0 := time.Now()
 				if err := c.do(req, &resp); err != nil {
-					b.Errorf("GET via %s: %v", addr, err)
+					b.Errorf("via %s: %v", addr, err)
 					return
 				}
 				local = append(local, time.Since(t0))
 				if resp.status != 200 || string(resp.body) != helperBody {
-					b.Errorf("GET via %s: %d %q", addr, resp.status, resp.body)
+					b.Errorf("via %s: %d %q", addr, resp.status, resp.body)
 					return
 				}
 			}

@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,5 +51,64 @@ func TestLogWriter(t *testing.T) {
 	}
 	if err := lw.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// slowBuffer takes a while over each write, so that lines keep coming while
+// one is under way.
+type slowBuffer struct {
+	lockedBuffer
+	writes atomic.Int64
+}
+
+func (s *slowBuffer) Write(p []byte) (int, error) {
+	s.writes.Add(1)
+	deadline := time.Now().Add(200 * time.Microsecond)
+	for time.Now().Before(deadline) { // busy, not asleep: a write system call
+	}
+	return s.lockedBuffer.Write(p)
+}
+
+// TestLogWriterConcurrent: lines written at once by many goroutines, past the
+// buffer's size many times over while writes are under way, all come out
+// whole, each goroutine's in its order, none lost once Close returns.
+func TestLogWriterConcurrent(t *testing.T) {
+	var out slowBuffer
+	lw := NewLogWriter(&out, time.Millisecond)
+	const writers, lines = 8, 5000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pad := strings.Repeat("x", 100)
+			for i := range lines {
+				lw.Write(fmt.Appendf(nil, "%d %d %s\n", w, i, pad))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]int, writers)
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var w, i int
+		var pad string
+		if n, err := fmt.Sscanf(l, "%d %d %s", &w, &i, &pad); n != 3 || err != nil || len(pad) != 100 {
+			t.Fatalf("broken line %q", l)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: line %d after %d", w, i, next[w]-1)
+		}
+		next[w]++
+	}
+	for w, n := range next {
+		if n != lines {
+			t.Fatalf("writer %d: %d lines of %d", w, n, lines)
+		}
+	}
+	if out.writes.Load() < 2 {
+		t.Fatalf("%d writes: the size limit never wrote", out.writes.Load())
 	}
 }

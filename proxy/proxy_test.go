@@ -101,7 +101,7 @@ func TestHeaders(t *testing.T) {
 		<-hosts
 		lines := logs.lines("request")
 		last := lines[len(lines)-1]
-		for _, k := range []string{"method", "path", "status", "backend", "attempts", "duration", "request_id"} {
+		for _, k := range []string{"method", "path", "status", "backend", "attempts", "duration_ms", "request_id"} {
 			if _, ok := last[k]; !ok {
 				t.Errorf("access line lacks %q: %v", k, last)
 			}

@@ -34,12 +34,10 @@ const (
 // balancers alike; by default all three write one line per request.
 const benchEnvAccessLog = "POSTERCTL_BENCH_ACCESSLOG"
 
-func benchAccessLog() bool { return os.Getenv(benchEnvAccessLog) != "off" }
-
 // startNginx runs nginx in front of the backends, with as many workers as
 // cores (like GOMAXPROCS for ours), a keep-alive pool per upstream larger than
 // the client count, and a buffered access log (ours is batched too).
-func startNginx(b *testing.B, backends ...string) (addr string, cpu func() float64) {
+func startNginx(b *testing.B, logOn bool, backends ...string) (addr string, cpu func() float64) {
 	dir := b.TempDir()
 	port := clitest.FreePort(b)
 	addr = "127.0.0.1:" + strconv.Itoa(port)
@@ -48,7 +46,7 @@ func startNginx(b *testing.B, backends ...string) (addr string, cpu func() float
 		fmt.Fprintf(&servers, "\t\tserver %s max_fails=1 fail_timeout=1s;\n", a)
 	}
 	accessLog := "off"
-	if benchAccessLog() {
+	if logOn {
 		accessLog = filepath.Join(dir, "access.log") + " bench buffer=64k flush=100ms"
 	}
 	conf := fmt.Sprintf(`worker_processes auto;
@@ -105,7 +103,7 @@ http {
 // thread per core (its default), connection reuse to the backends, health
 // checks like ours, and an HTTP log line per request to stdout (a file here;
 // HAProxy has no buffered file log, so each line is a write).
-func startHAProxy(b *testing.B, backends ...string) (addr string, cpu func() float64) {
+func startHAProxy(b *testing.B, logOn bool, backends ...string) (addr string, cpu func() float64) {
 	dir := b.TempDir()
 	port := clitest.FreePort(b)
 	addr = "127.0.0.1:" + strconv.Itoa(port)
@@ -114,7 +112,7 @@ func startHAProxy(b *testing.B, backends ...string) (addr string, cpu func() flo
 		fmt.Fprintf(&servers, "\tserver s%d %s check inter 1s fall 2 rise 2\n", i, a)
 	}
 	logs := "\tlog stdout format raw local0\n\toption httplog\n"
-	if !benchAccessLog() {
+	if !logOn {
 		logs = ""
 	}
 	conf := fmt.Sprintf(`global
@@ -214,11 +212,20 @@ type wrkGen struct {
 	threads int
 }
 
-func (g wrkGen) run(b *testing.B, addr string, d time.Duration) loadResult {
+func (g wrkGen) run(b *testing.B, addr string, kind benchRequest, d time.Duration) loadResult {
 	args := []string{"-t", strconv.Itoa(g.threads), "-c", "64", "-d", strconv.Itoa(max(1, int(d.Seconds()))) + "s",
 		"--latency", "--timeout", "10s",
-		"-H", "Host: poster", "-H", "User-Agent: posterctl-bench", "-H", "Accept: application/json",
-		"http://" + addr + "/api/posts/1"}
+		"-H", "Host: poster", "-H", "User-Agent: posterctl-bench", "-H", "Accept: application/json"}
+	path := "/api/posts/1"
+	if kind.method == "POST" {
+		script := filepath.Join(b.TempDir(), "post.lua")
+		lua := fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\n", kind.body)
+		if err := os.WriteFile(script, []byte(lua), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		args, path = append(args, "-s", script), "/api/posts"
+	}
+	args = append(args, "http://"+addr+path)
 	cmd := exec.Command(wrkBin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

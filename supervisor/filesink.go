@@ -50,6 +50,7 @@ type FileSink struct {
 	rot  LogRotation
 	mu   sync.Mutex
 	logs map[string]*lumberjack.Logger
+	buf  []byte // reused by Lines
 }
 
 // NewFileSink creates dir (0700) for the log files and starts every log

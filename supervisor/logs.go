@@ -1,45 +1,58 @@
 package supervisor
 
 import (
+	"bytes"
 	"fmt"
 	"io"
-	"strings"
+	"slices"
 	"sync"
 )
 
-// tail keeps a child's last lines, to explain why it failed.
+// tail keeps a child's last lines, to explain why it failed. It sees every
+// line a child writes (an access line per request for the LB), so it reuses
+// its buffers rather than allocating one per line.
 type tail struct {
 	mu    sync.Mutex
 	max   int
-	lines []string
+	lines [][]byte // a ring: the oldest at next once full
+	next  int
 }
 
 func newTail(n int) *tail { return &tail{max: n} }
 
-func (t *tail) add(line string) {
+func (t *tail) add(line string) { t.addBytes([]byte(line)) }
+
+func (t *tail) addBytes(line []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.lines) == t.max {
-		copy(t.lines, t.lines[1:])
-		t.lines = t.lines[:t.max-1]
+	if len(t.lines) < t.max {
+		t.lines = append(t.lines, append([]byte(nil), line...))
+		return
 	}
-	t.lines = append(t.lines, line)
+	t.lines[t.next] = append(t.lines[t.next][:0], line...)
+	t.next = (t.next + 1) % t.max
+}
+
+// ordered is the lines, oldest first; the caller holds mu.
+func (t *tail) ordered() [][]byte {
+	return append(slices.Clone(t.lines[t.next:]), t.lines[:t.next]...)
 }
 
 // last is the last line, or "" when there is none.
 func (t *tail) last() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.lines) == 0 {
+	l := t.ordered()
+	if len(l) == 0 {
 		return ""
 	}
-	return t.lines[len(t.lines)-1]
+	return string(l[len(l)-1])
 }
 
 func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return strings.Join(t.lines, "\n")
+	return string(bytes.Join(t.ordered(), []byte("\n")))
 }
 
 type teeSink struct {
@@ -48,7 +61,7 @@ type teeSink struct {
 }
 
 func (s teeSink) Line(name string, line []byte) {
-	s.t.add(string(line))
+	s.t.addBytes(line)
 	s.next.Line(name, line)
 }
 
@@ -60,6 +73,7 @@ type PrefixSink struct {
 	color bool
 	width int
 	hue   map[string]string
+	buf   []byte // reused by Lines
 }
 
 var palette = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[31m"}

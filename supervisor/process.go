@@ -121,11 +121,19 @@ func (p *Process) read(r *os.File, sink LineSink) {
 	defer close(p.readerDone)
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 64<<10)
+	// The lines of one read go to the sink together (see LinesSink): a
+	// child that batches its own writes, as the LB does, costs a write here
+	// per batch rather than per line.
+	var batch [][]byte
 	for {
 		// ReadLine hands over an over-long line in pieces instead of failing.
 		line, _, err := br.ReadLine()
 		if len(line) > 0 || err == nil {
-			sink.Line(p.spec.Name, line)
+			batch = append(batch, line)
+		}
+		if err != nil || !lineBuffered(br) {
+			sinkLines(sink, p.spec.Name, batch)
+			batch = batch[:0]
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {

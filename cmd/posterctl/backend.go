@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -11,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/posterctl/posterctl/app/web"
 	"github.com/posterctl/posterctl/fwdauth"
+	"github.com/posterctl/posterctl/proxy"
 	"github.com/urfave/cli/v2"
 )
 
@@ -140,7 +143,16 @@ func newBackendCommand(run func(*cli.Context, *backendConfig) error) *cli.Comman
 }
 
 func runBackend(c *cli.Context, cfg *backendConfig) error {
-	log, err := newLogger(c)
+	// An access line per request, batched off a terminal as the LB's are:
+	// under up, a write per line costs this process and the supervisor
+	// that relays it more than the line itself.
+	var out io.Writer = os.Stderr
+	if !isatty.IsTerminal(os.Stderr.Fd()) {
+		lw := proxy.NewLogWriter(os.Stderr, 100*time.Millisecond)
+		defer lw.Close()
+		out = lw
+	}
+	log, err := buildLogger(out, c.String("log-format"), c.String("log-level"))
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}

@@ -1,0 +1,315 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shirou/gopsutil/v3/process"
+
+	"github.com/posterctl/posterctl/internal/clitest"
+)
+
+// upBenchPosts is the number of posts in the store before the load: the
+// list answers 50, so it is full.
+const upBenchPosts = 50
+
+// wrkPath is where the distribution installs wrk (apt-get install wrk).
+const wrkPath = "/usr/bin/wrk"
+
+// BenchmarkUp measures the app as deployed: `posterctl up` with two
+// backends and the default logging (the supervisor relays every child's
+// line to its stdout, a file here), on free ports in a temporary run
+// directory, with 50 posts in the store. wrk -t1 -c64 drives, for b.N
+// seconds each, GET /api/posts, POST /api/posts with a session cookie, and
+// 9 GETs to 1 POST; it reports req/s, p99, failed requests, "database is
+// locked" lines in the log, and the CPU per request of the supervisor, the
+// LB and the backends, read from /proc.
+//
+//	go test -run '^$' -bench Up -benchtime 5x ./app/integration/
+func BenchmarkUp(b *testing.B) {
+	if runtime.GOOS != "linux" {
+		b.Skip("SKIPPED: reads CPU time from /proc (Linux only)")
+	}
+	if _, err := os.Stat(wrkPath); err != nil {
+		b.Skip("SKIPPED: wrk is not installed (apt-get install wrk)")
+	}
+	clusters := []*upCluster{startUpCluster(b, "new", bin)}
+	if base := os.Getenv(BaselineEnv); base != "" {
+		clusters = append(clusters, startUpCluster(b, "base", base))
+	}
+	body := `{"content":"a benchmark post of moderate length, like most posts are"}`
+	post := func(cookie string) string {
+		return fmt.Sprintf("wrk.method = \"POST\"\nwrk.body = %q\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Cookie\"] = %q\n", body, cookie)
+	}
+	mix := func(cookie string) string {
+		return fmt.Sprintf(`local n = 0
+local hdr = {["Content-Type"] = "application/json", ["Cookie"] = %q}
+request = function()
+	n = n + 1
+	if n %% 10 == 0 then
+		return wrk.format("POST", "/api/posts", hdr, %q)
+	end
+	return wrk.format("GET", "/api/posts")
+end
+`, cookie, body)
+	}
+	var sum strings.Builder
+	fmt.Fprintf(&sum, "posterctl up, 2 backends, default logging, wrk -t1 -c64, %d posts in the store:\n", upBenchPosts)
+	for _, ep := range []struct{ name, path, script string }{
+		{"GET_posts", "/api/posts", ""},
+		{"POST_posts", "/api/posts", "post"},
+		{"mixed_9GET_1POST", "/api/posts", "mix"},
+	} {
+		for _, cl := range clusters {
+			var last string // the final round's line, once
+			name := ep.name
+			if len(clusters) > 1 {
+				name += "/" + cl.name
+			}
+			b.Run(name, func(b *testing.B) {
+				procs := cl.procs
+				lua := map[string]string{"post": post(cl.cookie), "mix": mix(cl.cookie)}[ep.script]
+				args := []string{"-t1", "-c64", "-d", strconv.Itoa(b.N) + "s", "--latency", "--timeout", "10s"}
+				if lua != "" {
+					script := filepath.Join(b.TempDir(), "load.lua")
+					if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
+						b.Fatal(err)
+					}
+					args = append(args, "-s", script)
+				}
+				cpu0 := procs.cpu(b)
+				locked0 := countInFile(b, cl.out, "database is locked")
+				w := exec.Command(wrkPath, append(args, cl.url+ep.path)...)
+				var wout bytes.Buffer
+				w.Stdout, w.Stderr = &wout, &wout
+				if err := w.Run(); err != nil {
+					b.Fatalf("wrk: %v\n%s", err, wout.String())
+				}
+				cpu1 := procs.cpu(b)
+				r, err := parseWrkReport(wout.String())
+				if err != nil {
+					log, _ := os.ReadFile(cl.out)
+					b.Fatalf("wrk: %v\n%s\nthe cluster's last output:\n%s", err, wout.String(), log[max(0, len(log)-8<<10):])
+				}
+				locked := countInFile(b, cl.out, "database is locked") - locked0
+				per := func(i int) float64 {
+					return float64(cpu1[i]-cpu0[i]) / float64(time.Microsecond) / float64(max(1, r.requests))
+				}
+				b.ReportMetric(r.rps, "req/s")
+				b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
+				b.ReportMetric(float64(r.errors), "errors")
+				b.ReportMetric(float64(locked), "db-locked-lines")
+				for i, n := range upProcNames {
+					b.ReportMetric(per(i), n+"-cpu-µs/req")
+				}
+				last = fmt.Sprintf("  %-22s %7.0f req/s  p99 %7.1f ms  errors %d  db-locked lines %d  cpu µs/req: supervisor %.1f  lb %.1f  backends %.1f\n",
+					name, r.rps, float64(r.p99.Microseconds())/1000, r.errors, locked, per(0), per(1), per(2))
+			})
+			sum.WriteString(last)
+		}
+	}
+	fmt.Print(sum.String())
+}
+
+// upCluster is one running `posterctl up` with a logged-in user.
+type upCluster struct {
+	name   string
+	url    string
+	cookie string
+	out    string // the supervisor's stdout and stderr
+	procs  upProcs
+}
+
+// startUpCluster runs `posterctl up` from binPath with two backends on free
+// ports, seeds the store, and stops the cluster gracefully at cleanup.
+func startUpCluster(b *testing.B, name, binPath string) *upCluster {
+	dir := b.TempDir()
+	runDir := filepath.Join(dir, "run")
+	if err := os.Mkdir(runDir, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	port, health, base := clitest.FreePort(b), clitest.FreePort(b), freePortPair(b)
+	out, err := os.Create(filepath.Join(dir, "up.out"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "up", "--backends", "2", "--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health),
+		"--base-port", strconv.Itoa(base), "--listen", "127.0.0.1", "--data-dir", filepath.Join(dir, "data"),
+		"--run-dir", runDir, "--grace", "5s")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	b.Cleanup(func() {
+		// A graceful stop, as Ctrl+C; the group is killed if it hangs.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		out.Close()
+	})
+	lbURL := "http://127.0.0.1:" + strconv.Itoa(port)
+	hc := newHTTPClient(4)
+	b.Cleanup(hc.CloseIdleConnections)
+	clitest.Eventually(b, 60*time.Second, func() error {
+		select {
+		case <-done:
+			o, _ := os.ReadFile(out.Name())
+			b.Fatalf("up exited: %s", o)
+		default:
+		}
+		resp, err := hc.Get(lbURL + "/api/posts")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	c := &client{tb: b, hc: hc}
+	c.registerAndLogin(lbURL, "bench_user", "bench-password")
+	for i := range upBenchPosts {
+		c.must("POST", lbURL+"/api/posts", map[string]string{"content": fmt.Sprint("seed post number ", i)}, http.StatusCreated)
+	}
+
+	return &upCluster{name: name, url: lbURL, cookie: c.cookie, out: out.Name(), procs: upProcesses(b, int32(cmd.Process.Pid))}
+}
+
+// upProcNames are the groups upProcs measures, in order.
+var upProcNames = []string{"supervisor", "lb", "backends"}
+
+// upProcs is the supervisor and its children by role.
+type upProcs struct {
+	sup      int
+	lb       int
+	backends []int
+}
+
+// upProcesses finds the LB and the two backends among the supervisor's
+// children by their command lines.
+func upProcesses(tb testing.TB, sup int32) upProcs {
+	tb.Helper()
+	ps := upProcs{sup: int(sup)}
+	p, err := process.NewProcess(sup)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kids, err := p.Children()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range kids {
+		args, err := k.CmdlineSlice()
+		if err != nil || len(args) < 2 {
+			continue
+		}
+		switch args[1] {
+		case "lb":
+			ps.lb = int(k.Pid)
+		case "backend":
+			ps.backends = append(ps.backends, int(k.Pid))
+		}
+	}
+	if ps.lb == 0 || len(ps.backends) != 2 {
+		tb.Fatalf("children of up: lb %d, backends %v", ps.lb, ps.backends)
+	}
+	return ps
+}
+
+// cpu is the CPU time so far of the supervisor, the LB and the backends.
+func (ps upProcs) cpu(tb testing.TB) [3]time.Duration {
+	tb.Helper()
+	var t [3]time.Duration
+	for i, pids := range [][]int{{ps.sup}, {ps.lb}, ps.backends} {
+		for _, pid := range pids {
+			d, err := procCPU(pid)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			t[i] += d
+		}
+	}
+	return t
+}
+
+// freePortPair is a port that, like the one after it, was free a moment
+// ago: up gives the backends consecutive ports from --base-port.
+func freePortPair(tb testing.TB) int {
+	tb.Helper()
+	for range 50 {
+		p := clitest.FreePort(tb)
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
+			l.Close()
+			return p
+		}
+	}
+	tb.Fatal("no two consecutive free ports")
+	return 0
+}
+
+// countInFile counts the lines of path that hold s.
+func countInFile(tb testing.TB, path, s string) int {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return bytes.Count(b, []byte(s))
+}
+
+// wrkReport is what a wrk --latency run printed.
+type wrkReport struct {
+	requests int64
+	rps      float64
+	p99      time.Duration
+	errors   int64 // socket errors and non-2xx answers
+}
+
+func parseWrkReport(out string) (wrkReport, error) {
+	var r wrkReport
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "99%":
+			r.p99, _ = time.ParseDuration(f[1])
+		case len(f) >= 5 && f[1] == "requests" && f[2] == "in":
+			r.requests, _ = strconv.ParseInt(f[0], 10, 64)
+		case len(f) == 2 && f[0] == "Requests/sec:":
+			r.rps, _ = strconv.ParseFloat(f[1], 64)
+		case len(f) > 0 && f[0] == "Non-2xx":
+			n, _ := strconv.ParseInt(f[len(f)-1], 10, 64)
+			r.errors += n
+		case len(f) > 1 && f[0] == "Socket" && f[1] == "errors:":
+			// Socket errors: connect 0, read 0, write 0, timeout 0
+			for i := 2; i+1 < len(f); i += 2 {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(f[i+1], ","), 10, 64)
+				r.errors += n
+			}
+		}
+	}
+	if r.requests == 0 || r.p99 == 0 {
+		return r, fmt.Errorf("no figures in wrk's report")
+	}
+	return r, nil
+}

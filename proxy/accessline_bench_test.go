@@ -1,0 +1,31 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// BenchmarkAccessLine is the cost of one access line alone, built as finish
+// builds it and written through a LogWriter, as `posterctl lb` runs (JSON,
+// a timestamp, the component field); "off" is the same call with the line
+// below the logger's level.
+func BenchmarkAccessLine(b *testing.B) {
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
+	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.WarnLevel} {
+		name := map[zerolog.Level]string{zerolog.InfoLevel: "on", zerolog.WarnLevel: "off"}[lvl]
+		b.Run(name, func(b *testing.B) {
+			lw := NewLogWriter(io.Discard, 100*time.Millisecond)
+			defer lw.Close()
+			log := zerolog.New(lw).Level(lvl).With().Timestamp().Str("component", "lb").Logger()
+			b.ReportAllocs()
+			for b.Loop() {
+				logAccess(log.Info(), "", []byte("GET"), []byte("/api/posts/1"), 200, "127.0.0.1:40001", 1,
+					1234*time.Microsecond, "0123456789abcdef0123456789abcdef", remote)
+			}
+		})
+	}
+}
