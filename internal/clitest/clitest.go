@@ -7,11 +7,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -60,12 +63,45 @@ func moduleRoot() string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
+	// Drawn at random below the kernel's ephemeral range: the outgoing
+	// connections of a load test running beside this one take ports from
+	// that range, and would take this one, or the ports just above it that
+	// a cluster's later backends (scale) get, between the check and the
+	// bind. A port the kernel hands out for :0 also tends to be handed out
+	// again at once, so two calls could name the same port.
+	top := ephemeralLow() - 100
+	for range 1000 {
+		p := freePortFloor + rand.IntN(top-freePortFloor)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	tb.Fatalf("free port: none found in %d-%d", freePortFloor, top)
+	return 0
+}
+
+// freePortFloor keeps clear of the well-known and registered ports that
+// services on this machine may use (PostgreSQL's 5432, the app's 3000s).
+const freePortFloor = 10000
+
+// ephemeralLow is the bottom of the kernel's range for outgoing ports.
+func ephemeralLow() int {
+	const fallback = 32768 // Linux's default
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return fallback
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n < freePortFloor+1000 {
+		return fallback
+	}
+	return n
 }
 
 // Eventually polls cond every 20 ms until it returns nil or timeout passes,
