@@ -113,6 +113,13 @@ func (p *Proxy) forward(x *exchange) {
 	for {
 		b := p.pick(x, set, &a.tried)
 		if b == nil {
+			// The set may have been replaced since this request loaded
+			// it, with every member of the old one drained since: look
+			// at the current one before giving up.
+			if cur := p.set.load(); !sameSet(cur, set) {
+				set = cur
+				continue
+			}
 			break
 		}
 		a.prepare(out, b)
@@ -229,6 +236,12 @@ func (p *Proxy) pick(x *exchange, set []*Backend, tried *Tried) *Backend {
 	x.backend = b
 	b.requests.Add(1)
 	return b
+}
+
+// sameSet reports whether two loads of the backend set are the same
+// version: every replacement stores a new slice.
+func sameSet(x, y []*Backend) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }
 
 // attemptFailed gives back the attempt's hold on b and records the failure.
