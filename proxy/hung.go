@@ -36,7 +36,7 @@ const (
 	// The probe goes out early and may take most of a second: a backend on a
 	// machine whose cores are saturated can take hundreds of milliseconds
 	// to answer /healthz while alive, and a false verdict costs a 504. A
-	// hung one is still declared about 1.1 s after its oldest request.
+	// hung one is still declared within about 1.2 s of its oldest request.
 	hungSuspect      = 200 * time.Millisecond
 	hungProbeTimeout = 900 * time.Millisecond
 	hungAfter        = time.Second
