@@ -81,12 +81,8 @@ func (ln limitListener) Accept() (net.Conn, error) {
 
 // admit counts c in, or refuses it and returns nil.
 func (l *connLimiter) admit(c net.Conn) net.Conn {
-	var client netip.Addr
-	perClient := false
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		client = ta.AddrPort().Addr().Unmap()
-		perClient = l.perClient > 0 && (l.trusted == nil || !l.trusted(client))
-	}
+	client := peerAddr(c.RemoteAddr())
+	perClient := client.IsValid() && l.perClient > 0 && (l.trusted == nil || !l.trusted(client))
 	var msg string
 	l.mu.Lock()
 	switch {
@@ -210,8 +206,8 @@ func (l *connLimiter) forwarded(peer net.Addr) bool {
 	if l.trusted == nil || l.perClient <= 0 {
 		return false
 	}
-	ta, ok := peer.(*net.TCPAddr)
-	return ok && l.trusted(ta.AddrPort().Addr().Unmap())
+	a := peerAddr(peer)
+	return a.IsValid() && l.trusted(a)
 }
 
 // acquireForwarded counts a request from a trusted proxy against the cap of
