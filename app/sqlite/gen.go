@@ -67,8 +67,11 @@ const (
 func (db *DB) dsn(kind int) string {
 	q := url.Values{}
 	busy := busyTimeout
-	if kind == poolSide {
+	switch kind {
+	case poolSide:
 		busy = sideBusyTimeout
+	case poolWrite:
+		busy = 0 // beginWrite waits for the write lock
 	}
 	q.Set("_busy_timeout", fmt.Sprint(busy.Milliseconds()))
 	q.Set("_journal_mode", "WAL")

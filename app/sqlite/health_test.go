@@ -232,7 +232,7 @@ func testDeleted(t *testing.T, suffixes []string) {
 		t.Fatalf("store id at the path %q, want %q", id, idBefore)
 	}
 	inFile := map[string]bool{}
-	raw, err := sql.Open("sqlite", path)
+	raw, err := sql.Open("sqlite", path+"?_busy_timeout=5000") // its insert below waits out a checkpoint of the watch
 	if err != nil {
 		t.Fatal(err)
 	}

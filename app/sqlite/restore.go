@@ -26,11 +26,12 @@ import (
 // transaction; in WAL mode it reads a snapshot while the lock is held.
 func (db *DB) restore(ctx context.Context, g *gen) bool {
 	db.setState(stateRestoring, fmt.Sprintf("the store file %s was deleted; restoring it from the open connection: writes are refused for a moment", db.Path))
-	tx, err := g.write.BeginTx(ctx, nil)
+	tx, c, err := beginWrite(ctx, g.write)
 	if err != nil {
 		db.failRestore(err)
 		return false
 	}
+	defer c.Close()
 	defer tx.Rollback()
 	if _, err := os.Stat(db.Path); err == nil {
 		return true // a peer restored it while we waited for the lock

@@ -33,10 +33,9 @@ const busyTimeout = 10 * time.Second
 //   - writes: one connection, transactions begin IMMEDIATE. A deferred
 //     transaction that reads and then writes cannot wait for the write lock
 //     (SQLite answers SQLITE_BUSY at once to avoid a deadlock), IMMEDIATE
-//     takes the lock up front and so waits for it under busy_timeout. One
-//     connection per process means writers of this process queue in Go,
-//     fairly, and only writers of other processes meet in SQLite's busy
-//     handler.
+//     takes the lock up front, and beginWrite waits for it (writelock.go).
+//     One connection per process means writers of this process queue in Go,
+//     fairly, and only writers of other processes meet in beginWrite.
 //   - reads: several query-only connections; WAL lets them run while a
 //     writer commits.
 //   - side: one connection for the watch goroutine (health.go), which
@@ -183,10 +182,11 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx, g *gen) error) error
 		return err
 	}
 	g := db.cur()
-	tx, err := g.write.BeginTx(ctx, nil)
+	tx, c, err := beginWrite(ctx, g.write)
 	if err != nil {
 		return db.noteWrite(storeErr("begin", err))
 	}
+	defer c.Close()
 	defer tx.Rollback()
 	if err := db.stillAtPath(g); err != nil {
 		return err
