@@ -6,7 +6,6 @@ import (
 	"time"
 )
 
-
 // Waiting for another process's write lock.
 //
 // SQLite's busy handler sleeps a millisecond at its first retry, then 2, 5,
