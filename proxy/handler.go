@@ -27,6 +27,7 @@ type Proxy struct {
 	selector Selector
 	metrics  *metrics
 	log      zerolog.Logger
+	access   *AccessLog // nil: access lines go through log
 	onChange func(*Backend, Transition, error, string)
 	trust    trust
 	limits   *connLimiter // nil: no per-request client cap

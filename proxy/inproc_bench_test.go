@@ -44,6 +44,7 @@ func benchProxyInProcess(b *testing.B, kind benchRequest, lvl zerolog.Level, add
 	if err != nil {
 		b.Fatal(err)
 	}
+	s.SetAccessLog(NewAccessLog(lw)) // as `posterctl lb` logs off a terminal
 	if err := s.Open(); err != nil {
 		b.Fatal(err)
 	}
