@@ -77,8 +77,12 @@ func (s *Server) SetAccessLog(a *AccessLog) { s.proxy.access = a }
 // of the line.
 func (a *AccessLog) write(t time.Time, errMsg string, method, path []byte, status int, backend string, attempts int,
 	d time.Duration, id string, remote net.Addr) {
-	var buf [512]byte
-	b := append(buf[:0], a.head...)
+	// The address is formatted before the lock is taken; the rest is
+	// appended under it, in place.
+	var rb [64]byte
+	addr := appendAddr(rb[:0], remote)
+	b := a.lw.lockBuf()
+	b = append(b, a.head...)
 	if errMsg != "" {
 		b = appendJSONString(append(b, `,"error":`...), errMsg)
 	}
@@ -89,10 +93,10 @@ func (a *AccessLog) write(t time.Time, errMsg string, method, path []byte, statu
 	b = strconv.AppendInt(append(b, `,"attempts":`...), int64(attempts), 10)
 	b = appendMillis(append(b, `,"duration_ms":`...), d)
 	b = appendJSONString(append(b, `,"request_id":`...), id)
-	var rb [64]byte
-	b = appendJSONString(append(b, `,"remote":`...), appendAddr(rb[:0], remote))
+	b = appendJSONString(append(b, `,"remote":`...), addr)
 	b = append(append(a.appendTime(append(b, a.timeKey...), t), '"'), a.tail...)
-	_, _ = a.lw.Write(b)
+	a.lw.buf = b
+	_ = a.lw.appended()
 }
 
 // appendTime formats t with the layout, from the stamp when it is of the
