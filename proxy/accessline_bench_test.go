@@ -12,7 +12,8 @@ import (
 // BenchmarkAccessLine is the cost of one access line alone, built as finish
 // builds it and written through a LogWriter, as `posterctl lb` runs (JSON,
 // a timestamp, the component field); "off" is the same call with the line
-// below the logger's level.
+// below the logger's level; "direct" is the line through AccessLog, as
+// `posterctl lb` writes it off a terminal in JSON.
 func BenchmarkAccessLine(b *testing.B) {
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
 	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.WarnLevel} {
@@ -28,4 +29,14 @@ func BenchmarkAccessLine(b *testing.B) {
 			}
 		})
 	}
+	b.Run("direct", func(b *testing.B) {
+		lw := NewLogWriter(io.Discard, 100*time.Millisecond)
+		defer lw.Close()
+		a := newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
+		b.ReportAllocs()
+		for b.Loop() {
+			a.write(time.Now(), "", []byte("GET"), []byte("/api/posts/1"), 200, "127.0.0.1:40001", 1,
+				1234*time.Microsecond, "0123456789abcdef0123456789abcdef", remote)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,38 +39,95 @@ func (k bodyKind) String() string {
 // server's read timeout, which covers the whole request: a large upload may
 // take long, but no byte for idle is a stall, of any body. A read error is
 // the client's (see clientBodyError), never a backend's.
-func readRequestBody(ctx *fasthttp.RequestCtx, max int64, idle time.Duration) (bodyKind, []byte, *onceBody, *clientBodyError) {
+//
+// A body of known length up to max is read into a buffer from bufs, which
+// pooled holds: the caller gives it back (bufs.put) once done with the
+// request.
+func readRequestBody(ctx *fasthttp.RequestCtx, max int64, idle time.Duration, bufs *bodyBufs) (kind bodyKind, body []byte, stream *onceBody, pooled *[]byte, cerr *clientBodyError) {
 	r := &ctx.Request
 	n := int64(r.Header.ContentLength())
 	if !r.IsBodyStream() {
 		if b := r.Body(); len(b) > 0 {
-			return bodyBuffered, b, nil, nil
+			return bodyBuffered, b, nil, nil, nil
 		}
-		return bodyNone, nil, nil, nil
+		return bodyNone, nil, nil, nil, nil
 	}
 	if n == 0 {
-		return bodyNone, nil, nil, nil
+		return bodyNone, nil, nil, nil, nil
+	}
+	if n > 0 && n <= max {
+		h := bufs.get(int(n))
+		if err := readFull(ctx, idle, *h); err != nil {
+			bufs.put(h)
+			return bodyNone, nil, nil, nil, &clientBodyError{err}
+		}
+		return bodyBuffered, *h, nil, h, nil
 	}
 	s := &idleReader{r: ctx.RequestBodyStream(), conn: ctx.Conn(), idle: idle}
 	if n > max {
-		return bodyStreamed, nil, &onceBody{r: s, left: n}, nil
-	}
-	if n > 0 {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(s, buf); err != nil {
-			return bodyNone, nil, nil, &clientBodyError{err}
-		}
-		return bodyBuffered, buf, nil, nil
+		return bodyStreamed, nil, &onceBody{r: s, left: n}, nil, nil
 	}
 	// Chunked: keep what fits, stream the rest.
 	buf, err := io.ReadAll(io.LimitReader(s, max+1))
 	if err != nil {
-		return bodyNone, nil, nil, &clientBodyError{err}
+		return bodyNone, nil, nil, nil, &clientBodyError{err}
 	}
 	if int64(len(buf)) <= max {
-		return bodyBuffered, buf, nil, nil
+		return bodyBuffered, buf, nil, nil, nil
 	}
-	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s), left: -1}, nil
+	return bodyStreamed, nil, &onceBody{r: io.MultiReader(bytes.NewReader(buf), s), left: -1}, nil, nil
+}
+
+// readFull fills buf from the request's body stream. What the server read
+// with the header comes first and needs no socket read, so no deadline of
+// its own (the server's, set for the header, still stands); only what is
+// left is read under the idle timeout, through an idleReader.
+func readFull(ctx *fasthttp.RequestCtx, idle time.Duration, buf []byte) error {
+	r := ctx.RequestBodyStream()
+	got, err := r.Read(buf)
+	if got == len(buf) {
+		return nil
+	}
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return err
+	}
+	_, err = io.ReadFull(&idleReader{r: r, conn: ctx.Conn(), idle: idle}, buf[got:])
+	return err
+}
+
+// bodyBufs keeps the buffers of replayable bodies for reuse: a request's
+// buffer is taken when its body is read and given back when forward is
+// done with the request. Buffers above maxPooledBody are left to the
+// collector, so the pool never holds much.
+type bodyBufs struct{ pool sync.Pool }
+
+const maxPooledBody = 64 << 10
+
+// get returns a buffer of n bytes, held by what it points to.
+func (p *bodyBufs) get(n int) *[]byte {
+	if n > maxPooledBody {
+		b := make([]byte, n)
+		return &b
+	}
+	if h, ok := p.pool.Get().(*[]byte); ok {
+		if cap(*h) >= n {
+			*h = (*h)[:n]
+			return h
+		}
+		p.pool.Put(h)
+	}
+	b := make([]byte, n, max(n, 4<<10))
+	return &b
+}
+
+// put gives back what get returned.
+func (p *bodyBufs) put(h *[]byte) {
+	if cap(*h) <= maxPooledBody {
+		p.pool.Put(h)
+	}
 }
 
 // idleReader reads a request body with the connection's read deadline moved

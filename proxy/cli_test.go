@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -117,6 +118,66 @@ func TestLBCommandGracefulStop(t *testing.T) {
 				if !strings.Contains(out, want) {
 					t.Errorf("log lacks %s:\n%s", want, out)
 				}
+			}
+		})
+	}
+}
+
+// TestLBCommandAccessLines: `posterctl lb` off a terminal writes one access
+// line per request, JSON-escaped however hostile the path and request id,
+// and none is lost at a graceful stop; --log-format console keeps its
+// human lines.
+func TestLBCommandAccessLines(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	ids := []string{`plain`, `q"uote`, `back\slash`, "tab\there", "</script>", "é-ü", "\u2028"}
+	for _, format := range []string{"json", "auto", "console"} {
+		t.Run(format, func(t *testing.T) {
+			port, health := clitest.FreePort(t), clitest.FreePort(t)
+			lb := clitest.Start(t, posterctlBin, "--log-format", format, "lb", "--host", "127.0.0.1",
+				"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be))
+			client := newClient(t)
+			clitest.Eventually(t, 30*time.Second, func() error {
+				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", health))
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("health %d", resp.StatusCode)
+				}
+				return nil
+			})
+			for _, id := range ids {
+				if r := do(t, client, "GET", fmt.Sprintf("http://127.0.0.1:%d/p/%%22x%%5C", port), nil, "X-Request-Id", id); r.status != 200 {
+					t.Fatalf("id %q: %d", id, r.status)
+				}
+			}
+			if err := lb.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := lb.Wait(t, 10*time.Second); code != 0 {
+				t.Fatalf("exit %d: %s", code, lb.Output())
+			}
+			out := lb.Output()
+			if format == "console" {
+				if n := strings.Count(out, "request"); n < len(ids) || strings.Contains(out, `"message":"request"`) {
+					t.Fatalf("console output, %d mentions of request:\n%s", n, out)
+				}
+				return
+			}
+			var got []string
+			for _, l := range strings.Split(out, "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) != nil || m["message"] != "request" {
+					continue
+				}
+				if m["path"] != `/p/"x\` || m["component"] != "lb" || m["status"] != float64(200) {
+					t.Errorf("access line %s", l)
+				}
+				got = append(got, m["request_id"].(string))
+			}
+			if strings.Join(got, "|") != strings.Join(ids, "|") {
+				t.Fatalf("request ids logged %q, want %q; output:\n%s", got, ids, out)
 			}
 		})
 	}

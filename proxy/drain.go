@@ -52,20 +52,43 @@ type clientState struct {
 	seenAt time.Time
 }
 
-// connState is fasthttp's ConnState hook.
+// connState is fasthttp's ConnState hook. It runs twice a request, so a
+// connection admitted by the limiter carries its state itself, which spares
+// those two a map lookup; the map still lists every connection for the
+// drain.
 func (cc *clientConns) connState(c net.Conn, st fasthttp.ConnState) {
 	switch st {
 	case fasthttp.StateNew:
-		s := &clientState{}
+		s := carriedState(c)
+		if s == nil {
+			s = &clientState{}
+		}
 		s.word.Store(1)
 		cc.conns.Store(c, s)
 	case fasthttp.StateActive, fasthttp.StateIdle:
-		if v, ok := cc.conns.Load(c); ok {
+		if s := carriedState(c); s != nil {
+			s.word.Add(1)
+		} else if v, ok := cc.conns.Load(c); ok {
 			v.(*clientState).word.Add(1)
 		}
 	case fasthttp.StateClosed, fasthttp.StateHijacked:
 		cc.conns.Delete(c)
 	}
+}
+
+// carriedState is the state a connection from limitListener carries, under
+// the sockio wrapper if there is one; nil for any other connection.
+func carriedState(c net.Conn) *clientState {
+	if cc, ok := c.(*sockio.ClientConn); ok {
+		c = cc.Conn
+	}
+	switch lc := c.(type) {
+	case *limitedTCPConn:
+		return &lc.state
+	case *limitedConn:
+		return &lc.state
+	}
+	return nil
 }
 
 // handle serves a request; once draining, its answer closes the connection

@@ -100,7 +100,11 @@ func (x *exchange) finish() {
 		addr = x.backend.addr
 	}
 	p.metrics.observe(x.backend, addr, x.status, d)
-	logAccess(p.log.Info(), x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status, addr, x.attempts, d, x.id, x.ctx.RemoteAddr())
+	if p.access == nil {
+		logAccess(p.log.Info(), x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status, addr, x.attempts, d, x.id, x.ctx.RemoteAddr())
+	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
+		p.access.write(end, x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status, addr, x.attempts, d, x.id, x.ctx.RemoteAddr())
+	}
 }
 
 // logAccess writes one access line; ev is nil when the level is off.

@@ -27,12 +27,15 @@ type Proxy struct {
 	selector Selector
 	metrics  *metrics
 	log      zerolog.Logger
+	access   *AccessLog // nil: access lines go through log
 	onChange func(*Backend, Transition, error, string)
 	trust    trust
 	limits   *connLimiter // nil: no per-request client cap
 
 	idPrefix string
 	idSeq    atomic.Uint64
+
+	bodies bodyBufs // buffers of replayable request bodies
 }
 
 // newProxy builds the handler. cfg must have defaults set.
@@ -109,6 +112,11 @@ func (p *Proxy) forward(x *exchange) {
 		p.clientFailed(x, err)
 		return
 	}
+	if a.pooled != nil {
+		// Every attempt has written it by the time forward returns; out,
+		// which still points at it, is released unused after this.
+		defer p.bodies.put(a.pooled)
+	}
 	set := p.set.load()
 	for {
 		b := p.pick(x, set, &a.tried)
@@ -154,6 +162,7 @@ func (p *Proxy) forward(x *exchange) {
 type attempts struct {
 	kind       bodyKind
 	body       []byte    // bodyBuffered
+	pooled     *[]byte   // holds body when it is from Proxy.bodies
 	stream     *onceBody // bodyStreamed
 	length     int       // the client's Content-Length, -1 for chunked
 	noHost     bool      // the client sent no Host: each backend's own
@@ -170,7 +179,7 @@ type attempts struct {
 func (a *attempts) readBody(x *exchange, maxReplay int64, idle time.Duration) *clientBodyError {
 	in := &x.ctx.Request.Header
 	var err *clientBodyError
-	a.kind, a.body, a.stream, err = readRequestBody(x.ctx, maxReplay, idle)
+	a.kind, a.body, a.stream, a.pooled, err = readRequestBody(x.ctx, maxReplay, idle, &x.p.bodies)
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,10 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 // X-Forwarded-Host, X-Forwarded-Proto (proto, see trust.proto) and an RFC 7239
 // Forwarded element (appended to earlier ones). buf is scratch space,
 // returned for reuse.
+//
+// The names set are given in canonical form (SetCanonical, which SetBytesV
+// calls after copying and normalizing the name): this runs for every
+// request.
 func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string, buf []byte) []byte {
 	var ipBuf [64]byte
 	ip := ipBuf[:0]
@@ -122,9 +126,9 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string
 		buf = append(buf, ", "...)
 	}
 	buf = append(buf, ip...)
-	out.SetBytesV("X-Forwarded-For", buf)
-	out.SetBytesV("X-Forwarded-Host", host)
-	out.Set("X-Forwarded-Proto", proto)
+	out.SetCanonical([]byte("X-Forwarded-For"), buf)
+	out.SetCanonical([]byte("X-Forwarded-Host"), host)
+	out.SetCanonical([]byte("X-Forwarded-Proto"), []byte(proto)) // "http" or "https"
 
 	buf = buf[:0]
 	for _, v := range in.PeekAll("Forwarded") {
@@ -145,7 +149,7 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string
 	}
 	buf = append(buf, ";proto="...)
 	buf = append(buf, proto...)
-	out.SetBytesV("Forwarded", buf)
+	out.SetCanonical([]byte("Forwarded"), buf)
 	return buf
 }
 

@@ -140,7 +140,8 @@ func (s *slot) free() {
 
 type limitedTCPConn struct {
 	*net.TCPConn
-	slot slot
+	slot  slot
+	state clientState // see clientConns.connState
 }
 
 func (c *limitedTCPConn) Close() error {
@@ -150,7 +151,8 @@ func (c *limitedTCPConn) Close() error {
 
 type limitedConn struct {
 	net.Conn
-	slot slot
+	slot  slot
+	state clientState // see clientConns.connState
 }
 
 func (c *limitedConn) Close() error {

@@ -58,24 +58,37 @@ func NewLogWriter(w io.Writer, every time.Duration) *LogWriter {
 func (l *LogWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	l.buf = append(l.buf, p...)
+	if err := l.appended(); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// lockBuf takes mu and returns the buffer, for a caller that appends a
+// whole line to it in place and hands it back to appended.
+func (l *LogWriter) lockBuf() []byte {
+	l.mu.Lock()
+	return l.buf
+}
+
+// appended ends an append under mu: it releases mu, once the buffer is
+// written out if it is full.
+func (l *LogWriter) appended() error {
 	if len(l.buf) < logWriterSize {
 		l.mu.Unlock()
-		return len(p), nil
+		return nil
 	}
 	// Full: write it out, unless a write is under way, which has the
 	// flusher's or another line's buffer; this one waits its turn, growing
 	// meanwhile, up to four times the size, past which lines wait.
 	if len(l.buf) < 4*logWriterSize && !l.wmu.TryLock() {
 		l.mu.Unlock()
-		return len(p), nil
+		return nil
 	}
 	if len(l.buf) >= 4*logWriterSize {
 		l.wmu.Lock()
 	}
-	if err := l.writeOut(); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	return l.writeOut()
 }
 
 // writeOut is called with mu and wmu held; it swaps the buffer, releases

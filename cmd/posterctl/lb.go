@@ -145,22 +145,33 @@ func overlap(a, b string) bool {
 	return a == b || everywhere(a) || everywhere(b)
 }
 
+// lbComponent names the balancer in its log lines.
+const lbComponent = "lb"
+
 func lbCommand() *cli.Command {
 	return newLBCommand(func(c *cli.Context, cfg proxy.Config, drain time.Duration) error {
 		ignoreHangup()
 		// One access line per request: off a terminal, lines are batched (at
 		// most 100 ms late) instead of one write per request.
 		var out io.Writer = os.Stderr
+		var lw *proxy.LogWriter
 		if !isatty.IsTerminal(os.Stderr.Fd()) {
-			lw := proxy.NewLogWriter(os.Stderr, 100*time.Millisecond)
+			lw = proxy.NewLogWriter(os.Stderr, 100*time.Millisecond)
 			defer lw.Close()
 			out = lw
 		}
-		logger, err := buildLogger(out, c.String("log-format"), c.String("log-level"))
+		format := c.String("log-format")
+		logger, err := buildLogger(out, format, c.String("log-level"))
 		if err != nil {
 			return cli.Exit("lb: "+err.Error(), 2)
 		}
-		return runLB(c.Context, cfg, drain, logger.With().Str("component", "lb").Logger())
+		// Batched JSON lines (auto is JSON off a terminal) take the access
+		// log's own path; console lines stay with zerolog.
+		var access *proxy.AccessLog
+		if lw != nil && format != "console" {
+			access = proxy.NewAccessLog(lw, "component", lbComponent)
+		}
+		return runLB(c.Context, cfg, drain, logger.With().Str("component", lbComponent).Logger(), access)
 	})
 }
 
@@ -186,7 +197,7 @@ func newLBCommand(run func(c *cli.Context, cfg proxy.Config, drain time.Duration
 	}
 }
 
-func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger zerolog.Logger) error {
+func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger zerolog.Logger, access *proxy.AccessLog) error {
 	// The balancer's heap is small and its allocations short-lived: collect
 	// less often than the default, unless the user chose with GOGC.
 	if os.Getenv("GOGC") == "" {
@@ -196,6 +207,7 @@ func runLB(ctx context.Context, cfg proxy.Config, drain time.Duration, logger ze
 	if err != nil {
 		return cli.Exit("lb: "+err.Error(), 2)
 	}
+	srv.SetAccessLog(access)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := srv.Open(); err != nil {

@@ -192,17 +192,16 @@ func (c *Conn) flushThenWait(uintptr) bool {
 }
 
 // peekFd is the one peek: recv(2) with MSG_PEEK|MSG_DONTWAIT, which never
-// blocks and leaves what it sees in place. syscall.Recvfrom exists on every
-// Linux architecture (on 386 it goes through socketcall).
+// blocks and leaves what it sees in place.
 func peekFd(fd uintptr, buf []byte) Peeked {
 	for {
-		n, _, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		n, errno := recvPeek(fd, buf)
 		switch {
-		case err == syscall.EINTR:
+		case errno == syscall.EINTR:
 			continue
-		case err == syscall.EAGAIN:
+		case errno == syscall.EAGAIN:
 			return PeekEmpty
-		case err != nil:
+		case errno != 0:
 			return PeekUnknown
 		case n == 0:
 			return PeekClosed

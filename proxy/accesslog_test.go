@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// syncBuffer is a bytes.Buffer a LogWriter's flusher may write to while
+// the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// accessCase is one access line's fields.
+type accessCase struct {
+	errMsg, method, path, backend, id string
+	status, attempts                  int
+	d                                 time.Duration
+	remote                            net.Addr
+}
+
+// hostileTexts are what a client may put in a path or a request id, and a
+// backend error in an error message: quotes, backslashes, every control
+// character, DEL, a script tag, valid and invalid UTF-8, a forged field.
+func hostileTexts() []string {
+	var ctl strings.Builder
+	for c := range 0x20 {
+		ctl.WriteByte(byte(c))
+	}
+	return []string{
+		"", "/api/posts/1", `/a"b\c`, ctl.String(), "\x7f", "</script><script>alert(1)</script>",
+		"é€𝄞", "\xff\xfe", "a\xc3", "\xe2\x82", "\xed\xa0\x80", "\xf4\x90\x80\x80", "x\u2028y",
+		`","status":999,"x":"`, "line\nbreak\r\n", "tab\there",
+	}
+}
+
+// TestAccessLogMatchesZerolog: for hostile and random fields, a line from
+// AccessLog is byte for byte the line zerolog writes through logAccess,
+// but for the time's value, checked apart (TestAccessLogTime).
+func TestAccessLogMatchesZerolog(t *testing.T) {
+	remote4 := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
+	remote6 := &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 80}
+	remote7 := &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443}
+	var cases []accessCase
+	texts := hostileTexts()
+	for i, s := range texts {
+		cases = append(cases, accessCase{errMsg: s, method: "GET", path: s, backend: "127.0.0.1:40001", id: texts[len(texts)-1-i],
+			status: 200 + i, attempts: i % 3, d: time.Duration(i) * 1234567, remote: remote4})
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	randText := func() string {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return string(b)
+	}
+	for i := range 2000 {
+		cases = append(cases, accessCase{errMsg: randText(), method: randText(), path: randText(), backend: randText(), id: randText(),
+			status: rng.IntN(600), attempts: rng.IntN(4), d: time.Duration(rng.Int64N(int64(time.Hour))),
+			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
+	}
+	// Long fields outgrow the line's stack buffer.
+	cases = append(cases, accessCase{method: "POST", path: "/" + strings.Repeat("é\"", 600), id: strings.Repeat("i", 300), remote: remote4})
+
+	var zbuf, abuf syncBuffer
+	zlw, alw := NewLogWriter(&zbuf, time.Hour), NewLogWriter(&abuf, time.Hour)
+	defer zlw.Close()
+	defer alw.Close()
+	zlog := zerolog.New(zlw).With().Timestamp().Str("component", "lb").Logger()
+	layout := zerolog.TimeFieldFormat
+	a := newAccessLog(alw, layout, "component", "lb")
+	for _, c := range cases {
+		logAccess(zlog.Info(), c.errMsg, []byte(c.method), []byte(c.path), c.status, c.backend, c.attempts, c.d, c.id, c.remote)
+		a.write(time.Now(), c.errMsg, []byte(c.method), []byte(c.path), c.status, c.backend, c.attempts, c.d, c.id, c.remote)
+	}
+	zlw.Flush()
+	alw.Flush()
+	zl, al := strings.SplitAfter(zbuf.String(), "\n"), strings.SplitAfter(abuf.String(), "\n")
+	if len(zl) != len(cases)+1 || len(al) != len(zl) {
+		t.Fatalf("%d zerolog lines, %d access lines, for %d cases", len(zl)-1, len(al)-1, len(cases))
+	}
+	for i := range cases {
+		z, got := withoutTime(t, zl[i]), withoutTime(t, al[i])
+		if z != got {
+			t.Fatalf("case %d:\nzerolog %s\naccess  %s", i, z, got)
+		}
+		if !json.Valid([]byte(al[i])) {
+			t.Fatalf("case %d: not JSON: %s", i, al[i])
+		}
+	}
+}
+
+// withoutTime blanks the time field's value, which must be there.
+func withoutTime(t *testing.T, line string) string {
+	t.Helper()
+	key := `,"time":"`
+	i := strings.LastIndex(line, key)
+	if i < 0 {
+		t.Fatalf("no time in %s", line)
+	}
+	j := strings.IndexByte(line[i+len(key):], '"')
+	return line[:i+len(key)] + line[i+len(key)+j:]
+}
+
+// TestAccessLogTime: the time is the layout's, in the time's own location,
+// whether it comes from the millisecond's stamp or not, and across
+// millisecond, second and zone changes.
+func TestAccessLogTime(t *testing.T) {
+	zone := time.FixedZone("X", 5*3600+30*60)
+	base := time.Date(2026, 12, 31, 23, 59, 59, 998_000_000, time.UTC)
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05.000Z07:00", time.RFC3339Nano, time.StampMicro} {
+		a := newAccessLog(nil, layout)
+		for i := range 5000 {
+			tm := base.Add(time.Duration(i) * 1357 * time.Nanosecond * 97)
+			if i%7 == 3 {
+				tm = tm.In(zone)
+			}
+			if got, want := string(a.appendTime(nil, tm)), tm.Format(layout); got != want {
+				t.Fatalf("layout %q, %v: %q, want %q", layout, tm, got, want)
+			}
+		}
+	}
+	if newAccessLog(nil, zerolog.TimeFormatUnixMs) != nil {
+		t.Fatal("an access log for Unix times, which zerolog writes as numbers")
+	}
+}
+
+// TestAccessLogLines: through a running balancer, every request gets one
+// line that the log's readers parse, and none when the logger's level
+// keeps info lines out.
+func TestAccessLogLines(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.WarnLevel} {
+		out := &syncBuffer{}
+		lw := NewLogWriter(out, 10*time.Millisecond)
+		s, err := NewServer(Config{Listen: "127.0.0.1:0", HealthListen: "127.0.0.1:0", Backends: []string{hostport(be)}, HealthInterval: time.Hour},
+			zerolog.New(lw).Level(lvl).With().Timestamp().Str("component", "lb").Logger(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetAccessLog(NewAccessLog(lw, "component", "lb"))
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		client := newClient(t)
+		for _, path := range []string{"/a", `/q?x="1"`, "/%E2%80%A8"} {
+			if r := do(t, client, "GET", lbURL(s, path), nil, "X-Request-Id", "id\"\\"+path); r.status != 200 {
+				t.Fatalf("%s: %d", path, r.status)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := s.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		lw.Close()
+		var lines []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+			if l == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("line %q: %v", l, err)
+			}
+			if m["message"] == "request" {
+				lines = append(lines, m)
+			}
+		}
+		if lvl > zerolog.InfoLevel {
+			if len(lines) != 0 {
+				t.Fatalf("level %v: %d access lines", lvl, len(lines))
+			}
+			continue
+		}
+		if len(lines) != 3 {
+			t.Fatalf("%d access lines for 3 requests: %s", len(lines), out)
+		}
+		m := lines[1]
+		if m["path"] != "/q" || m["request_id"] != `id"\/q?x="1"` || m["status"] != float64(200) || m["component"] != "lb" ||
+			m["level"] != "info" || m["backend"] != hostport(be) || m["method"] != "GET" || m["attempts"] != float64(1) {
+			t.Fatalf("access line %v", m)
+		}
+		if _, err := time.Parse(zerolog.TimeFieldFormat, m["time"].(string)); err != nil {
+			t.Fatalf("time %v: %v", m["time"], err)
+		}
+	}
+}
