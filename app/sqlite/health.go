@@ -317,7 +317,7 @@ func (db *DB) checkpoint(ctx context.Context) {
 
 // probeWrite writes one row in place, to learn that space is back.
 func (db *DB) probeWrite(ctx context.Context) {
-	db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE store_meta SET store_id = store_id WHERE one = 1`); err != nil {
 			return storeErr("probe write", err)
 		}

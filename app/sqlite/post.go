@@ -17,7 +17,7 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 		replayed bool
 	)
 	p.Author = "" // the caller's name for the author is not taken on trust
-	err := db.inTx(ctx, func(tx *sql.Tx, g *gen) (err error) {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) (err error) {
 		first, replayed, err = createPostTx(ctx, tx, g, p, idempotencyKey, db.Now())
 		return err
 	})

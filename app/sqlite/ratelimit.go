@@ -21,7 +21,7 @@ func (db *DB) HitRate(ctx context.Context, key string, window time.Duration) (ap
 	}
 	now := millis(db.Now())
 	var r app.Rate
-	err := db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `
 			DELETE FROM rate_counters WHERE key IN (
 				SELECT key FROM rate_counters WHERE expires_at <= ? LIMIT ?)`,
@@ -68,7 +68,7 @@ func (db *DB) PeekRate(ctx context.Context, key string) (app.Rate, error) {
 
 // ResetRate deletes key's counter.
 func (db *DB) ResetRate(ctx context.Context, key string) error {
-	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	return db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM rate_counters WHERE key = ?`, key); err != nil {
 			return storeErr("reset rate counter", err)
 		}

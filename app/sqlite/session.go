@@ -11,7 +11,7 @@ import (
 
 // CreateSession stores s and drops sessions that have expired.
 func (db *DB) CreateSession(ctx context.Context, s *app.Session) error {
-	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	return db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		return createSession(ctx, tx, s, db.Now())
 	})
 }
@@ -52,7 +52,7 @@ func (db *DB) FindSession(ctx context.Context, tokenHash []byte, now time.Time) 
 
 // DeleteSession removes a session; a missing one is not an error.
 func (db *DB) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	return db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sessions WHERE token_hash = ?`, tokenHash); err != nil {
 			return storeErr("delete session", err)
 		}

@@ -23,7 +23,7 @@ func (db *DB) CreateSessionPost(ctx context.Context, tokenHash []byte, now time.
 	if idempotencyKey == "" {
 		return db.createSessionPost(ctx, tokenHash, now, p)
 	}
-	err := db.inTx(ctx, func(tx *sql.Tx, g *gen) (err error) {
+	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) (err error) {
 		err = tx.StmtContext(ctx, g.st.sessionUser).QueryRowContext(ctx, tokenHash, millis(now)).Scan(&p.AuthorID, &p.Author)
 		if errors.Is(err, sql.ErrNoRows) {
 			return app.Errorf(app.EUNAUTHORIZED, "not logged in")
@@ -46,7 +46,7 @@ func (db *DB) createSessionPost(ctx context.Context, tokenHash []byte, now time.
 	if err != nil {
 		return nil, false, err
 	}
-	err = db.inTx(ctx, func(tx *sql.Tx, g *gen) error {
+	err = db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) error {
 		p.Content = content
 		p.CreatedAt = fromMillis(millis(db.Now()))
 		err := tx.StmtContext(ctx, g.st.insertSessionPost).

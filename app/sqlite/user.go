@@ -13,7 +13,7 @@ var _ app.Store = (*DB)(nil)
 
 // CreateUser stores u; a username taken in any letter case is ECONFLICT.
 func (db *DB) CreateUser(ctx context.Context, u *app.User, passwordHash []byte) error {
-	return db.inTx(ctx, func(tx *sql.Tx, _ *gen) error {
+	return db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		return createUser(ctx, tx, u, passwordHash, db.Now())
 	})
 }

@@ -37,8 +37,11 @@ func beginWrite(ctx context.Context, w *sql.DB) (*sql.Tx, *sql.Conn, error) {
 	return tx, c, nil
 }
 
+// beginOn is beginWrite on c. The transaction itself runs under a context
+// that cannot be cancelled (see inTx); ctx ends the wait.
 func beginOn(ctx context.Context, c *sql.Conn) (*sql.Tx, error) {
-	tx, err := c.BeginTx(ctx, nil)
+	txCtx := context.WithoutCancel(ctx)
+	tx, err := c.BeginTx(txCtx, nil)
 	if err == nil || !isBusy(err) {
 		return tx, err
 	}
@@ -63,7 +66,7 @@ func beginOn(ctx context.Context, c *sql.Conn) (*sql.Tx, error) {
 			return nil, ctx.Err()
 		case <-timer.C:
 		}
-		tx, err = c.BeginTx(ctx, nil)
+		tx, err = c.BeginTx(txCtx, nil)
 		if err == nil || !isBusy(err) {
 			return tx, err
 		}
