@@ -269,10 +269,22 @@ func (c *child) attempt(first bool) (*Process, error) {
 func (c *child) awaitReady(p *Process) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
 	defer cancel()
+	// A probe of a socket the supervisor holds (backendsockets.go) is
+	// accepted by the kernel and then waits for an answer nobody gives
+	// once the process has exited: its exit ends the probe.
+	probeCtx, endProbes := context.WithCancel(ctx)
+	defer endProbes()
+	go func() {
+		select {
+		case <-p.Done():
+			endProbes()
+		case <-probeCtx.Done():
+		}
+	}()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if c.probe(ctx) {
+		if c.probe(probeCtx) {
 			c.mu.Lock()
 			if c.proc == p && c.state == Starting {
 				c.state = Running
@@ -292,6 +304,14 @@ func (c *child) awaitReady(p *Process) bool {
 		case <-p.Done():
 			return false
 		case <-ctx.Done():
+			select {
+			case <-p.Done():
+				// It exited as the time ran out: its own last line,
+				// not a timeout, says why (the early-fatal rule
+				// compares them).
+				return false
+			default:
+			}
 			if c.ctx.Err() == nil {
 				c.log.Error().Stringer("timeout", c.readyTimeout).Msg("not ready in time; killing it")
 				c.tail.add(fmt.Sprintf("posterctl: %s was not ready within %v", c.spec.Name, c.readyTimeout))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,47 @@ func TestEarlyFatal(t *testing.T) {
 		t.Fatalf("status %+v, want fatal after 2 restarts with the reason", c)
 	}
 	t.Logf("fatal after %v: %s", took.Round(time.Millisecond), se.Reason)
+}
+
+// TestEarlyFatalHeldSocket: a backend whose port the supervisor holds is
+// probed on a socket the kernel accepts on even with no process behind it.
+// A process that exits at once must still count as failing with its own
+// last line, at once, not as "not ready" when the ready timeout ends a
+// probe nobody answers (which broke the run of identical failures).
+func TestEarlyFatalHeldSocket(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0") // never accepted from
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	spec := fake("b1", "exit1", clitest.FreePort(t), 0)
+	spec.ReadyURL = "http://" + held.Addr().String() + "/healthz"
+	const readyTimeout = 5 * time.Second
+	s, err := New(Config{
+		Specs:        []Spec{spec},
+		RunDir:       runDir(t),
+		Restart:      DefaultRestartPolicy(),
+		ReadyTimeout: readyTimeout,
+		Sink:         &lines{},
+	}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	begun := time.Now()
+	err = s.Start(context.Background())
+	took := time.Since(begun)
+	var se *StartError
+	if !errors.As(err, &se) {
+		t.Fatalf("start: %v, want a StartError", err)
+	}
+	if !strings.Contains(se.Reason, "3 times in a row") || !strings.Contains(se.Reason, "unable to open database file") {
+		t.Fatalf("reason %q: want three identical failures with the process's own last line", se.Reason)
+	}
+	// Three probes left to the ready timeout would take three of them.
+	if took >= readyTimeout {
+		t.Fatalf("fatal after %v: the probes waited out the ready timeout", took)
+	}
 }
 
 func TestSameFailures(t *testing.T) {
