@@ -283,11 +283,25 @@ func TestConnectionCaps(t *testing.T) {
 		}
 		refused(t, dialLB(t, lb), "too many connections")
 		// A crowd over the cap that never reads its answer delays nobody.
+		var crowd []net.Conn
 		for range 20 {
-			dialLB(t, lb)
+			crowd = append(crowd, dialLB(t, lb))
 		}
 		for i, conn := range open {
 			rawGET(t, conn, brs[i], "")
+		}
+		// Every one of the crowd was refused, not left in the accept queue
+		// to take the place the next step frees.
+		for _, conn := range crowd {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("a connection of the crowd: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 503 {
+				t.Fatalf("a connection of the crowd got %d, want 503", resp.StatusCode)
+			}
 		}
 		// A closed connection frees its place.
 		open[3].Close()
@@ -303,9 +317,10 @@ func TestConnectionCaps(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
+				return fmt.Errorf("status %d: %s", resp.StatusCode, body)
 			}
 			return nil
 		})
