@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,21 +67,7 @@ func TestLBCommandGracefulStop(t *testing.T) {
 				<-release
 				io.WriteString(w, "finished")
 			})
-			port, health := clitest.FreePort(t), clitest.FreePort(t)
-			lb := clitest.Start(t, posterctlBin, "--log-format", "json", "lb", "--host", "127.0.0.1",
-				"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be))
-			client := newClient(t)
-			clitest.Eventually(t, 30*time.Second, func() error {
-				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", health))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("health %d", resp.StatusCode)
-				}
-				return nil
-			})
+			lb, port, client := startLBCommand(t, "json", be)
 			addr := fmt.Sprintf("127.0.0.1:%d", port)
 			got := make(chan result, 1)
 			go func() { got <- do(t, client, "GET", "http://"+addr+"/slow", nil) }()
@@ -132,21 +119,7 @@ func TestLBCommandAccessLines(t *testing.T) {
 	ids := []string{`plain`, `q"uote`, `back\slash`, "tab\there", "</script>", "é-ü", "\u2028"}
 	for _, format := range []string{"json", "auto", "console"} {
 		t.Run(format, func(t *testing.T) {
-			port, health := clitest.FreePort(t), clitest.FreePort(t)
-			lb := clitest.Start(t, posterctlBin, "--log-format", format, "lb", "--host", "127.0.0.1",
-				"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be))
-			client := newClient(t)
-			clitest.Eventually(t, 30*time.Second, func() error {
-				resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", health))
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("health %d", resp.StatusCode)
-				}
-				return nil
-			})
+			lb, port, client := startLBCommand(t, format, be)
 			for _, id := range ids {
 				if r := do(t, client, "GET", fmt.Sprintf("http://127.0.0.1:%d/p/%%22x%%5C", port), nil, "X-Request-Id", id); r.status != 200 {
 					t.Fatalf("id %q: %d", id, r.status)
@@ -181,4 +154,27 @@ func TestLBCommandAccessLines(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startLBCommand runs `posterctl lb` in the given log format in front of be
+// and waits until its health port answers 200; it returns the process, the
+// LB's port and a client.
+func startLBCommand(t *testing.T, format string, be *httptest.Server) (*clitest.Process, int, *http.Client) {
+	t.Helper()
+	port, health := clitest.FreePort(t), clitest.FreePort(t)
+	lb := clitest.Start(t, posterctlBin, "--log-format", format, "lb", "--host", "127.0.0.1",
+		"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be))
+	client := newClient(t)
+	clitest.Eventually(t, 30*time.Second, func() error {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", health))
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("health %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return lb, port, client
 }

@@ -13,22 +13,22 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// A backend that fails the same way before it is ready is fatal after
-// earlyFatalAfter failures, long before the restart limit, with its last
-// error as the reason.
-func TestEarlyFatal(t *testing.T) {
-	pol := DefaultRestartPolicy() // limit 10 in 60 s: 43 s of backoff
+// startEarlyFatal starts a supervisor of spec alone, which must fail the
+// same way three times before it is ready; it returns the supervisor, the
+// reason and how long Start took.
+func startEarlyFatal(t *testing.T, spec Spec, readyTimeout time.Duration) (*Supervisor, string, time.Duration) {
+	t.Helper()
 	s, err := New(Config{
-		Specs:        []Spec{fake("b1", "exit1", clitest.FreePort(t), 0)},
+		Specs:        []Spec{spec},
 		RunDir:       runDir(t),
-		Restart:      pol,
-		ReadyTimeout: 5 * time.Second,
+		Restart:      DefaultRestartPolicy(), // limit 10 in 60 s: 43 s of backoff
+		ReadyTimeout: readyTimeout,
 		Sink:         &lines{},
 	}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
 	begun := time.Now()
 	err = s.Start(context.Background())
 	took := time.Since(begun)
@@ -37,8 +37,16 @@ func TestEarlyFatal(t *testing.T) {
 		t.Fatalf("start: %v, want a StartError", err)
 	}
 	if !strings.Contains(se.Reason, "3 times in a row") || !strings.Contains(se.Reason, "unable to open database file") {
-		t.Fatalf("reason %q lacks the count or the last error", se.Reason)
+		t.Fatalf("reason %q: want three identical failures with the process's own last line", se.Reason)
 	}
+	return s, se.Reason, took
+}
+
+// A backend that fails the same way before it is ready is fatal after
+// earlyFatalAfter failures, long before the restart limit, with its last
+// error as the reason.
+func TestEarlyFatal(t *testing.T) {
+	s, reason, took := startEarlyFatal(t, fake("b1", "exit1", clitest.FreePort(t), 0), 5*time.Second)
 	// Backoff 100 ms + 200 ms between the three tries.
 	if took > 5*time.Second {
 		t.Fatalf("fatal after %v, want well before the restart limit", took)
@@ -47,7 +55,7 @@ func TestEarlyFatal(t *testing.T) {
 	if c.State != Fatal || c.Restarts != 2 || !strings.Contains(c.Reason, "in a row") {
 		t.Fatalf("status %+v, want fatal after 2 restarts with the reason", c)
 	}
-	t.Logf("fatal after %v: %s", took.Round(time.Millisecond), se.Reason)
+	t.Logf("fatal after %v: %s", took.Round(time.Millisecond), reason)
 }
 
 // TestEarlyFatalHeldSocket: a backend whose port the supervisor holds is
@@ -64,27 +72,7 @@ func TestEarlyFatalHeldSocket(t *testing.T) {
 	spec := fake("b1", "exit1", clitest.FreePort(t), 0)
 	spec.ReadyURL = "http://" + held.Addr().String() + "/healthz"
 	const readyTimeout = 5 * time.Second
-	s, err := New(Config{
-		Specs:        []Spec{spec},
-		RunDir:       runDir(t),
-		Restart:      DefaultRestartPolicy(),
-		ReadyTimeout: readyTimeout,
-		Sink:         &lines{},
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	begun := time.Now()
-	err = s.Start(context.Background())
-	took := time.Since(begun)
-	var se *StartError
-	if !errors.As(err, &se) {
-		t.Fatalf("start: %v, want a StartError", err)
-	}
-	if !strings.Contains(se.Reason, "3 times in a row") || !strings.Contains(se.Reason, "unable to open database file") {
-		t.Fatalf("reason %q: want three identical failures with the process's own last line", se.Reason)
-	}
+	_, _, took := startEarlyFatal(t, spec, readyTimeout)
 	// Three probes left to the ready timeout would take three of them.
 	if took >= readyTimeout {
 		t.Fatalf("fatal after %v: the probes waited out the ready timeout", took)
