@@ -103,27 +103,14 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// migrateWhenFree runs migrate, retrying while the file is busy. Backends of
-// a new cluster open a file that does not exist yet at the same moment, and
-// SQLite answers SQLITE_BUSY at once, without calling the busy handler, to a
-// connection that meets another one turning the new file into WAL or
-// creating its shared-memory index. That wait is short, so poll for it within
-// the busy timeout like the busy handler would.
+// migrateWhenFree runs migrate, retrying while the file is busy: another
+// backend holds the write lock for its own migrations, or, on a new file
+// that backends of a new cluster open at the same moment, is turning it into
+// WAL or creating its shared-memory index. The write connection has no busy
+// handler (writelock.go), so the wait is polled, in steps of a millisecond
+// and more: this runs once per opening.
 func (db *DB) migrateWhenFree(ctx context.Context, w *sql.DB) error {
-	deadline := time.Now().Add(busyTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err := migrate(ctx, w)
-		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return err
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return err
-		case <-timer.C:
-		}
-	}
+	return retryWhileBusy(ctx, time.Millisecond, 50*time.Millisecond, func() error { return migrate(ctx, w) })
 }
 
 // isBusy reports a lock held by another connection.

@@ -39,36 +39,36 @@ func beginWrite(ctx context.Context, w *sql.DB) (*sql.Tx, *sql.Conn, error) {
 
 // beginOn is beginWrite on c. The transaction itself runs under a context
 // that cannot be cancelled (see inTx); ctx ends the wait.
-func beginOn(ctx context.Context, c *sql.Conn) (*sql.Tx, error) {
+func beginOn(ctx context.Context, c *sql.Conn) (tx *sql.Tx, err error) {
 	txCtx := context.WithoutCancel(ctx)
-	tx, err := c.BeginTx(txCtx, nil)
+	err = retryWhileBusy(ctx, firstWriteLockWait, maxWriteLockWait, func() error {
+		tx, err = c.BeginTx(txCtx, nil)
+		return err
+	})
+	return tx, err
+}
+
+// retryWhileBusy calls try until it fails with anything but SQLITE_BUSY,
+// waiting first, then twice as long each time up to most, for busyTimeout
+// at most; ctx ends the wait with its error.
+func retryWhileBusy(ctx context.Context, first, most time.Duration, try func() error) error {
+	err := try()
 	if err == nil || !isBusy(err) {
-		return tx, err
+		return err
 	}
 	deadline := time.Now().Add(busyTimeout)
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for wait := firstWriteLockWait; ; wait = min(2*wait, maxWriteLockWait) {
-		if time.Now().After(deadline) {
-			return nil, err
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
+	timer := time.NewTimer(first)
+	defer timer.Stop()
+	for wait := first; ; {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-timer.C:
 		}
-		tx, err = c.BeginTx(txCtx, nil)
-		if err == nil || !isBusy(err) {
-			return tx, err
+		if err = try(); err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
 		}
+		wait = min(2*wait, most)
+		timer.Reset(wait)
 	}
 }
