@@ -269,18 +269,8 @@ func (c *child) attempt(first bool) (*Process, error) {
 func (c *child) awaitReady(p *Process) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, c.readyTimeout)
 	defer cancel()
-	// A probe of a socket the supervisor holds (backendsockets.go) is
-	// accepted by the kernel and then waits for an answer nobody gives
-	// once the process has exited: its exit ends the probe.
-	probeCtx, endProbes := context.WithCancel(ctx)
+	probeCtx, endProbes := untilExit(ctx, p)
 	defer endProbes()
-	go func() {
-		select {
-		case <-p.Done():
-			endProbes()
-		case <-probeCtx.Done():
-		}
-	}()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -321,6 +311,22 @@ func (c *child) awaitReady(p *Process) bool {
 		case <-tick.C:
 		}
 	}
+}
+
+// untilExit is ctx, also ended when p exits. A probe of a socket the
+// supervisor holds (backendsockets.go) is accepted by the kernel and then
+// waits for an answer nobody gives once the process has exited: probes run
+// under it. The caller must call the cancel function.
+func untilExit(ctx context.Context, p *Process) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-p.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 func (c *child) probe(ctx context.Context) bool {

@@ -133,11 +133,13 @@ func (c *child) handover(ctx context.Context, grace time.Duration) (old, cur *Pr
 func (c *child) awaitPid(ctx context.Context, p *Process) error {
 	ctx, cancel := context.WithTimeout(ctx, c.readyTimeout)
 	defer cancel()
+	probeCtx, endProbes := untilExit(ctx, p)
+	defer endProbes()
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	var last error
 	for {
-		pid, err := c.answeringPid(ctx)
+		pid, err := c.answeringPid(probeCtx)
 		if err == nil && pid == p.Pid() {
 			return nil
 		}
