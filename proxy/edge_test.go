@@ -192,40 +192,20 @@ func TestInterimResponses(t *testing.T) {
 // backend's connection in another protocol; the client gets 502 and the
 // connection is not reused.
 func TestUnaskedSwitchingProtocols(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				switch {
-				case err != nil:
-				case req.URL.Path == "/healthz":
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-					return
-				default:
-					io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
-				}
-				// The balancer closes its side; only then is this one done.
-				io.Copy(io.Discard, c)
-			}()
+	addr := rawBackend(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		switch {
+		case err != nil:
+		case req.URL.Path == "/healthz":
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		default:
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")
 		}
-	}()
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, l.Addr().String())
+		// The balancer closes its side; only then is this one done.
+		io.Copy(io.Discard, c)
+	})
+	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, addr)
 	r := do(t, newClient(t), "POST", lbURL(lb, "/"), strings.NewReader("x"))
 	if r.status != 502 || strings.Contains(r.body, "stale") {
 		t.Fatalf("%d %q", r.status, r.body)
@@ -236,42 +216,22 @@ func TestUnaskedSwitchingProtocols(t *testing.T) {
 // TestUpgradeAfterInterimResponses: 1xx answers before a 101 are passed over
 // too; the client gets the 101 and then the tunnel.
 func TestUpgradeAfterInterimResponses(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				br := bufio.NewReader(c)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				if req.URL.Path == "/healthz" {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-					return
-				}
-				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
-				io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-				io.Copy(c, br) // echo until the client closes
-			}()
+	addr := rawBackend(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, l.Addr().String())
+		if req.URL.Path == "/healthz" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+		io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		io.Copy(c, br) // echo until the client closes
+	})
+	lb, _ := startLB(t, Config{HealthInterval: time.Hour}, addr)
 	conn := dialLB(t, lb)
 	io.WriteString(conn, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	br := bufio.NewReader(conn)

@@ -245,3 +245,35 @@ func healthURL(s *Server, path string) string {
 }
 
 func zerologNop() zerolog.Logger { return zerolog.Nop() }
+
+// rawBackend serves every connection to a new listener on 127.0.0.1 with
+// serve, in a goroutine of its own, under a 10 s deadline, and closes it
+// after; the listener is closed and every serve awaited at cleanup. It
+// returns the listener's address.
+func rawBackend(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return l.Addr().String()
+}

@@ -671,43 +671,23 @@ func isTimeout(err error) bool {
 // POST is checked before it is sent, see TestUpstreamPool; here it could
 // race the backend's close, which no balancer can see coming.)
 func TestPooledConnectionClosedByBackend(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu   sync.Mutex
 		seen = map[string]int{}
-		wg   sync.WaitGroup
 	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				req, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				mu.Lock()
-				seen[req.Header.Get("X-Request-Id")]++
-				mu.Unlock()
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
+	addr := rawBackend(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+		io.Copy(io.Discard, req.Body)
+		mu.Lock()
+		seen[req.Header.Get("X-Request-Id")]++
+		mu.Unlock()
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
 
-	lb, logs := startLB(t, Config{HealthInterval: time.Hour}, l.Addr().String())
+	lb, logs := startLB(t, Config{HealthInterval: time.Hour}, addr)
 	client := newClient(t)
 	cases := []struct {
 		method, body string
