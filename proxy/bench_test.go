@@ -64,9 +64,13 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	// A second posterctl binary (say, built from main) measured in the same
 	// run shows what a change is worth through the machine's noise.
 	base := os.Getenv("POSTERCTL_BENCH_BASELINE_BIN")
+	// A balancer's runs with and without its log sit side by side, so
+	// each slice measures the pair back to back (see logCost).
 	for _, m := range modes {
 		targets = append(targets, lbTarget("lb"+m.suffix, bin, m.on))
-		if base != "" {
+	}
+	if base != "" {
+		for _, m := range modes {
 			targets = append(targets, lbTarget("lb-base"+m.suffix, base, m.on))
 		}
 	}
@@ -215,11 +219,41 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 			fmt.Fprintf(&sb, " lb%s/%s%s %.2f (cpu %+.1f µs)", m.suffix, ref, m.suffix, ratio, lb.cpuPerReq-r.cpuPerReq)
 		}
 	}
-	if on, off := sum["lb"], sum["lb-nolog"]; on.n > 0 && off.n > 0 {
-		b.ReportMetric(on.cpuPerReq-off.cpuPerReq, "lb-log-cost-µs/req")
-		fmt.Fprintf(&sb, "\n  lb access log costs %+.1f µs/req of proxy cpu", on.cpuPerReq-off.cpuPerReq)
+	for _, name := range []string{"lb", "lb-base", "nginx", "haproxy"} {
+		cost, ok := logCost(res, targets, name)
+		if !ok {
+			continue
+		}
+		b.ReportMetric(cost, name+"-log-cost-µs/req")
+		fmt.Fprintf(&sb, "\n  %s access log costs %+.2f µs/req of proxy cpu", name, cost)
 	}
 	return sb.String()
+}
+
+// logCost is what name's access log adds to its CPU per request: the
+// median, over the slices, of the difference between its runs with and
+// without the log in that slice. The two run back to back in every slice,
+// so a neighbour's burst that spoils one slice weighs on both sides of
+// its difference, and one bad slice cannot move the median; a difference
+// of the two medians would carry the noise of both.
+func logCost(res []loadResult, targets []*benchTarget, name string) (float64, bool) {
+	on, off := -1, -1
+	for k, t := range targets {
+		switch t.name {
+		case name:
+			on = k
+		case name + "-nolog":
+			off = k
+		}
+	}
+	if on < 0 || off < 0 || len(res[on].cpuS) == 0 || len(res[on].cpuS) != len(res[off].cpuS) {
+		return 0, false
+	}
+	diffs := make([]float64, len(res[on].cpuS))
+	for s := range diffs {
+		diffs[s] = res[on].cpuS[s] - res[off].cpuS[s]
+	}
+	return medianOf(diffs), true
 }
 
 // benchTarget is one address the load generator measures; cpu, when set,
@@ -316,12 +350,13 @@ func (r *loadResult) add(s loadResult) {
 	}
 }
 
-// medianOf is the median of xs (sorted in place).
+// medianOf is the median of xs, which it leaves in their order: the
+// per-slice figures pair up by index (logCost).
 func medianOf(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	slices.Sort(xs)
+	xs = slices.Sorted(slices.Values(xs))
 	if len(xs)%2 == 1 {
 		return xs[len(xs)/2]
 	}

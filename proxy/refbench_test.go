@@ -186,21 +186,25 @@ func startRefProcess(b *testing.B, name, addr string, cmd *exec.Cmd) func() floa
 	return func() float64 { return treeCPU(int32(cmd.Process.Pid)) }
 }
 
-// treeCPU is the user+system CPU seconds of a process and its children.
+// treeCPU is the user+system CPU seconds of a process and its children
+// (nginx's workers), to the nanosecond where the platform tells it.
 func treeCPU(pid int32) float64 {
 	p, err := process.NewProcess(pid)
 	if err != nil {
 		return 0
 	}
 	total := 0.0
-	if t, err := p.Times(); err == nil {
-		total += t.User + t.System
-	}
-	kids, _ := p.Children()
-	for _, k := range kids {
-		if t, err := k.Times(); err == nil {
+	add := func(p *process.Process) {
+		if s, ok := processCPU(p.Pid); ok {
+			total += s
+		} else if t, err := p.Times(); err == nil {
 			total += t.User + t.System
 		}
+	}
+	add(p)
+	kids, _ := p.Children()
+	for _, k := range kids {
+		add(k)
 	}
 	return total
 }
