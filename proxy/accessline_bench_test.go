@@ -15,7 +15,9 @@ import (
 // below the logger's level; "direct" is the line through AccessLog, as
 // `posterctl lb` writes it off a terminal in JSON.
 func BenchmarkAccessLine(b *testing.B) {
-	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
+	line := accessLine{method: []byte("GET"), path: []byte("/api/posts/1"), status: 200, backend: "127.0.0.1:40001",
+		attempts: 1, d: 1234 * time.Microsecond, id: "0123456789abcdef0123456789abcdef",
+		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}, conn: &clientState{}}
 	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.WarnLevel} {
 		name := map[zerolog.Level]string{zerolog.InfoLevel: "on", zerolog.WarnLevel: "off"}[lvl]
 		b.Run(name, func(b *testing.B) {
@@ -24,8 +26,7 @@ func BenchmarkAccessLine(b *testing.B) {
 			log := zerolog.New(lw).Level(lvl).With().Timestamp().Str("component", "lb").Logger()
 			b.ReportAllocs()
 			for b.Loop() {
-				logAccess(log.Info(), "", []byte("GET"), []byte("/api/posts/1"), 200, "127.0.0.1:40001", 1,
-					1234*time.Microsecond, "0123456789abcdef0123456789abcdef", remote)
+				logAccess(log.Info(), &line)
 			}
 		})
 	}
@@ -34,9 +35,13 @@ func BenchmarkAccessLine(b *testing.B) {
 		defer lw.Close()
 		a := newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
 		b.ReportAllocs()
+		// The balancer reads the clock for its own reasons; a line gets
+		// that time. 50 µs apart, as at 20,000 requests a second, most
+		// lines share their millisecond's formatted time.
+		now := time.Now()
 		for b.Loop() {
-			a.write(time.Now(), "", []byte("GET"), []byte("/api/posts/1"), 200, "127.0.0.1:40001", 1,
-				1234*time.Microsecond, "0123456789abcdef0123456789abcdef", remote)
+			now = now.Add(50 * time.Microsecond)
+			a.write(now, &line)
 		}
 	})
 }

@@ -1,7 +1,7 @@
 package proxy
 
 import (
-	"net"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -73,30 +73,54 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 // before Open.
 func (s *Server) SetAccessLog(a *AccessLog) { s.proxy.access = a }
 
-// write appends one access line; the fields are logAccess's, t the time
-// of the line.
-func (a *AccessLog) write(t time.Time, errMsg string, method, path []byte, status int, backend string, attempts int,
-	d time.Duration, id string, remote net.Addr) {
+// write appends one access line, l at time t.
+func (a *AccessLog) write(t time.Time, l *accessLine) {
 	// The address is formatted before the lock is taken; the rest is
 	// appended under it, in place.
-	var rb [64]byte
-	addr := appendAddr(rb[:0], remote)
+	var rb [72]byte
+	remote := quotedRemote(rb[:0], l)
 	b := a.lw.lockBuf()
 	b = append(b, a.head...)
-	if errMsg != "" {
-		b = appendJSONString(append(b, `,"error":`...), errMsg)
+	if l.errMsg != "" {
+		b = appendJSONString(append(b, `,"error":`...), l.errMsg)
 	}
-	b = appendJSONString(append(b, `,"method":`...), method)
-	b = appendJSONString(append(b, `,"path":`...), path)
-	b = strconv.AppendInt(append(b, `,"status":`...), int64(status), 10)
-	b = appendJSONString(append(b, `,"backend":`...), backend)
-	b = strconv.AppendInt(append(b, `,"attempts":`...), int64(attempts), 10)
-	b = appendMillis(append(b, `,"duration_ms":`...), d)
-	b = appendJSONString(append(b, `,"request_id":`...), id)
-	b = appendJSONString(append(b, `,"remote":`...), addr)
+	b = appendJSONString(append(b, `,"method":`...), l.method)
+	b = appendJSONString(append(b, `,"path":`...), l.path)
+	b = appendSmallInt(append(b, `,"status":`...), l.status)
+	b = appendJSONString(append(b, `,"backend":`...), l.backend)
+	b = appendSmallInt(append(b, `,"attempts":`...), l.attempts)
+	b = appendMillis(append(b, `,"duration_ms":`...), l.d)
+	b = appendJSONString(append(b, `,"request_id":`...), l.id)
+	b = append(append(b, `,"remote":`...), remote...)
 	b = append(append(a.appendTime(append(b, a.timeKey...), t), '"'), a.tail...)
 	a.lw.buf = b
 	_ = a.lw.appended()
+}
+
+// quotedRemote appends the client's address as a JSON string, from the
+// connection's state when it has it there.
+func quotedRemote(dst []byte, l *accessLine) []byte {
+	if l.conn != nil && l.conn.quotedRemote != nil {
+		return append(dst, l.conn.quotedRemote...)
+	}
+	var rb [64]byte
+	q := appendJSONString(dst, appendAddr(rb[:0], l.remote))
+	if l.conn != nil {
+		l.conn.quotedRemote = slices.Clone(q[len(dst):])
+	}
+	return q
+}
+
+// appendSmallInt is strconv.AppendInt for the short numbers of a line
+// (a status, a count of attempts), without its general loop.
+func appendSmallInt(dst []byte, n int) []byte {
+	switch {
+	case n >= 0 && n < 10:
+		return append(dst, byte('0'+n))
+	case n >= 100 && n < 1000:
+		return append(dst, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
+	}
+	return strconv.AppendInt(dst, int64(n), 10)
 }
 
 // appendTime formats t with the layout, from the stamp when it is of the
@@ -109,7 +133,7 @@ func (a *AccessLog) appendTime(dst []byte, t time.Time) []byte {
 	if s := a.stamp.Load(); s != nil && s.ms == ms && s.loc == loc {
 		return append(dst, s.text...)
 	}
-	s := &timeStamp{ms: ms, loc: loc, text: t.AppendFormat(nil, a.layout)}
+	s := &timeStamp{ms: ms, loc: loc, text: t.AppendFormat(make([]byte, 0, 64), a.layout)}
 	a.stamp.Store(s)
 	return append(dst, s.text...)
 }
@@ -119,10 +143,7 @@ func (a *AccessLog) appendTime(dst []byte, t time.Time) []byte {
 // forms for \b \f \n \r \t, and \ufffd for each byte of invalid UTF-8.
 func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
-	i := 0
-	for i < len(s) && jsonPlain[s[i]] == 'y' {
-		i++
-	}
+	i := plainPrefix(s)
 	if i == len(s) {
 		return append(append(dst, s...), '"')
 	}
@@ -166,6 +187,38 @@ func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 		start = i
 	}
 	return append(append(dst, s[start:]...), '"')
+}
+
+// plainPrefix is how many of s's first bytes a JSON string takes as they
+// are. It looks at eight bytes at a time, as most texts in a line need no
+// escape at all, then byte by byte from the first word that may.
+func plainPrefix[S ~string | ~[]byte](s S) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		t := s[i : i+8] // one bounds check for the eight reads
+		w := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
+			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		if mayNeedEscape(w) {
+			break
+		}
+	}
+	for i < len(s) && jsonPlain[s[i]] == 'y' {
+		i++
+	}
+	return i
+}
+
+// mayNeedEscape reports whether any of the eight bytes in w is not plain
+// (jsonPlain): below a space, a quote, a backslash, DEL, or past ASCII.
+// Each test is the classic "has a zero byte" trick: (x - 0x01..) & ^x &
+// 0x80.. is not zero exactly when some byte of x is zero, and with 0x20..
+// in place of 0x01.., when some byte is below 0x20; x is w xor a byte
+// repeated, zero where w has that byte.
+func mayNeedEscape(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, bs, del := w^('"'*ones), w^('\\'*ones), w^(0x7f*ones)
+	return (w&highs)|((w-0x20*ones)&^w&highs)|
+		((q-ones)&^q&highs)|((bs-ones)&^bs&highs)|((del-ones)&^del&highs) != 0
 }
 
 // jsonPlain marks with 'y' the bytes a JSON string takes as they are:

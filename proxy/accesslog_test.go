@@ -71,7 +71,8 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	randText := func() string {
-		b := make([]byte, rng.IntN(40))
+		// Up to several of the eight-byte words plainPrefix reads at once.
+		b := make([]byte, rng.IntN(72))
 		for i := range b {
 			b[i] = byte(rng.IntN(256))
 		}
@@ -81,6 +82,15 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 		cases = append(cases, accessCase{errMsg: randText(), method: randText(), path: randText(), backend: randText(), id: randText(),
 			status: rng.IntN(600), attempts: rng.IntN(4), d: time.Duration(rng.Int64N(int64(time.Hour))),
 			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
+	}
+	// Every byte at every place in two words of plain text: the scan that
+	// reads eight bytes at a time must stop at each that is not plain.
+	for c := range 256 {
+		for at := range 16 {
+			text := []byte(strings.Repeat("a", 16))
+			text[at] = byte(c)
+			cases = append(cases, accessCase{method: "GET", path: string(text), backend: "b", id: string(text[at:]), remote: remote4})
+		}
 	}
 	// Long fields outgrow the line's stack buffer.
 	cases = append(cases, accessCase{method: "POST", path: "/" + strings.Repeat("é\"", 600), id: strings.Repeat("i", 300), remote: remote4})
@@ -92,9 +102,20 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	zlog := zerolog.New(zlw).With().Timestamp().Str("component", "lb").Logger()
 	layout := zerolog.TimeFieldFormat
 	a := newAccessLog(alw, layout, "component", "lb")
-	for _, c := range cases {
-		logAccess(zlog.Info(), c.errMsg, []byte(c.method), []byte(c.path), c.status, c.backend, c.attempts, c.d, c.id, c.remote)
-		a.write(time.Now(), c.errMsg, []byte(c.method), []byte(c.path), c.status, c.backend, c.attempts, c.d, c.id, c.remote)
+	// Half the lines come through connections that keep their address
+	// quoted, as the server's do: the first line of each formats it.
+	conns := map[net.Addr]*clientState{}
+	for i, c := range cases {
+		l := accessLine{errMsg: c.errMsg, method: []byte(c.method), path: []byte(c.path), status: c.status, backend: c.backend,
+			attempts: c.attempts, d: c.d, id: c.id, remote: c.remote}
+		if i%2 == 1 {
+			if conns[c.remote] == nil {
+				conns[c.remote] = &clientState{}
+			}
+			l.conn = conns[c.remote]
+		}
+		logAccess(zlog.Info(), &l)
+		a.write(time.Now(), &l)
 	}
 	zlw.Flush()
 	alw.Flush()

@@ -50,6 +50,11 @@ type clientState struct {
 	// The drain's own: the word it last saw, and since when.
 	seen   uint64
 	seenAt time.Time
+
+	// The client's address as a quoted JSON string, for the access lines:
+	// it never changes, so it is formatted at the connection's first line.
+	// Only the goroutine that serves the connection's requests uses it.
+	quotedRemote []byte
 }
 
 // connState is fasthttp's ConnState hook. It runs twice a request, so a

@@ -100,27 +100,43 @@ func (x *exchange) finish() {
 		addr = x.backend.addr
 	}
 	p.metrics.observe(x.backend, addr, x.status, d)
+	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status, backend: addr,
+		attempts: x.attempts, d: d, id: x.id, remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
 	if p.access == nil {
-		logAccess(p.log.Info(), x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status, addr, x.attempts, d, x.id, x.ctx.RemoteAddr())
+		logAccess(p.log.Info(), &line)
 	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
-		p.access.write(end, x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status, addr, x.attempts, d, x.id, x.ctx.RemoteAddr())
+		p.access.write(end, &line)
 	}
 }
 
+// accessLine is what an access line tells of a request.
+type accessLine struct {
+	errMsg       string
+	method, path []byte
+	status       int
+	backend      string
+	attempts     int
+	d            time.Duration
+	id           string
+	remote       net.Addr
+	// conn, when not nil, is the state of the client's connection, which
+	// keeps its address as the line shows it (clientState.quotedRemote).
+	conn *clientState
+}
+
 // logAccess writes one access line; ev is nil when the level is off.
-func logAccess(ev *zerolog.Event, errMsg string, method, path []byte, status int, backend string, attempts int,
-	d time.Duration, id string, remote net.Addr) {
+func logAccess(ev *zerolog.Event, l *accessLine) {
 	if ev == nil {
 		return
 	}
-	if errMsg != "" {
-		ev = ev.Str("error", errMsg)
+	if l.errMsg != "" {
+		ev = ev.Str("error", l.errMsg)
 	}
 	var rb [64]byte
 	var ms [24]byte
-	ev.Bytes("method", method).Bytes("path", path).Int("status", status).
-		Str("backend", backend).Int("attempts", attempts).RawJSON("duration_ms", appendMillis(ms[:0], d)).
-		Str("request_id", id).Bytes("remote", appendAddr(rb[:0], remote)).Msg("request")
+	ev.Bytes("method", l.method).Bytes("path", l.path).Int("status", l.status).
+		Str("backend", l.backend).Int("attempts", l.attempts).RawJSON("duration_ms", appendMillis(ms[:0], l.d)).
+		Str("request_id", l.id).Bytes("remote", appendAddr(rb[:0], l.remote)).Msg("request")
 }
 
 // appendMillis writes d as a JSON number of milliseconds to the microsecond:
