@@ -1,11 +1,15 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -228,5 +232,70 @@ func TestAccessLogLines(t *testing.T) {
 		if _, err := time.Parse(zerolog.TimeFieldFormat, m["time"].(string)); err != nil {
 			t.Fatalf("time %v: %v", m["time"], err)
 		}
+	}
+}
+
+// TestAccessLogRemotePerConnection: each connection's lines name its own
+// client address, which a connection keeps from its first line on, and not
+// another connection's.
+func TestAccessLogRemotePerConnection(t *testing.T) {
+	be := testBackend(t, "a", nil)
+	out := &syncBuffer{}
+	lw := NewLogWriter(out, time.Hour)
+	s, err := NewServer(Config{Listen: "127.0.0.1:0", HealthListen: "127.0.0.1:0", Backends: []string{hostport(be)}, HealthInterval: time.Hour},
+		zerolog.New(lw).With().Timestamp().Str("component", "lb").Logger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetAccessLog(NewAccessLog(lw, "component", "lb"))
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var readers []*bufio.Reader
+	want := map[string]int{}
+	for range 2 {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+		readers = append(readers, bufio.NewReader(c))
+		want[c.LocalAddr().String()] = 3
+	}
+	// The connections take turns, so a shared cache would show.
+	for range 3 {
+		for i, c := range conns {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(c, "GET /a HTTP/1.1\r\nHost: lb\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(readers[i], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lw.Close()
+	got := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if m["message"] == "request" {
+			got[m["remote"].(string)]++
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("lines by remote %v, want %v\n%s", got, want, out)
 	}
 }
