@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -19,7 +18,7 @@ import (
 // balancer did is how requests get smuggled.
 func (p *Proxy) checkRequest(x *exchange) bool {
 	h := &x.ctx.Request.Header
-	if !headerNamesValid(h) {
+	if x.names&namesInvalid != 0 {
 		p.refuse(x, fasthttp.StatusBadRequest, "a header name is not a valid token")
 		return false
 	}
@@ -46,54 +45,6 @@ func (p *Proxy) refuse(x *exchange, status int, msg string) {
 func upgradeHasBody(h *fasthttp.RequestHeader) bool {
 	n := h.ContentLength()
 	return n > 0 || n == -1
-}
-
-// headerNamesValid reports whether every header name, as the client sent
-// it, is a token. It scans the raw header section: cheaper than visiting
-// the parsed headers (which formats cookies), and it sees the names the
-// parser keeps to itself (Host, Content-Length) exactly as they came.
-func headerNamesValid(h *fasthttp.RequestHeader) bool {
-	raw := h.RawHeaders()
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			continue
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon < 0 || !isToken(line[:colon]) {
-			return false
-		}
-	}
-	return true
-}
-
-func isToken(s []byte) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for _, c := range s {
-		if !isTchar(c) {
-			return false
-		}
-	}
-	return true
-}
-
-// isTchar: RFC 9110 5.6.2.
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // toOriginForm rewrites an absolute-form target (RFC 9112 3.2.2), which a

@@ -21,8 +21,9 @@ type exchange struct {
 	start    time.Time
 	end      time.Time // when known before finish, saving a clock reading
 	id       string
-	backend  *Backend // of the last attempt, for the access line
-	holding  *Backend // whose in-flight count this request holds
+	names    headerNames // what the client's header section holds
+	backend  *Backend    // of the last attempt, for the access line
+	holding  *Backend    // whose in-flight count this request holds
 	attempts int
 	status   int
 	errMsg   string
@@ -41,7 +42,7 @@ func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
 	if hasHopByHopResponse(&resp.Header) {
 		stripResponseHopByHop(&resp.Header)
 	}
-	resp.Header.Set("X-Request-Id", x.id)
+	resp.Header.SetCanonical([]byte(canonicalRequestID), []byte(x.id))
 	x.status = resp.StatusCode()
 	if stream == nil {
 		x.finish()

@@ -72,9 +72,11 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	x := &exchange{p: p, ctx: ctx, start: start}
 	p.metrics.inFlight.Add(1)
 	h := &ctx.Request.Header
-	if id := h.Peek("X-Request-Id"); len(id) > 0 {
-		x.id = string(id)
-	} else {
+	x.names = scanHeaderNames(h, p.trust.key)
+	if x.names&hasRequestID != 0 {
+		x.id = string(h.PeekCanonical([]byte(canonicalRequestID)))
+	}
+	if x.id == "" {
 		x.id = p.newID()
 	}
 	if !p.checkRequest(x) {
@@ -186,7 +188,7 @@ func (a *attempts) readBody(x *exchange, maxReplay int64, idle time.Duration) *c
 	a.length = max(in.ContentLength(), -1)
 	a.noHost = len(in.Host()) == 0
 	a.head = in.IsHead()
-	a.hasKey = len(in.Peek("Idempotency-Key")) > 0
+	a.hasKey = x.names&hasIdempotencyKey != 0 && len(in.PeekCanonical([]byte(canonicalIdempotencyKey))) > 0
 	// A request that may go to a second backend after it was sent may as
 	// well go to the same one again when a pooled connection was dead.
 	a.resendable = retryable(string(in.Method()), true, a.hasKey, a.kind, false)

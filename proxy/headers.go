@@ -18,7 +18,7 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 	switch {
 	case upgrade:
 		stripRequestHopByHop(&out.Header, true)
-	case hasHopByHop(&out.Header):
+	case x.names&hasHopByHopName != 0:
 		stripRequestHopByHop(&out.Header, false)
 		out.Header.Del("Expect") // the server has already answered 100-continue
 	default:
@@ -27,9 +27,9 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 	out.Header.SetNoDefaultContentType(true)
 	var scratch [256]byte
 	remote := x.ctx.RemoteAddr()
-	setForwarded(&out.Header, in, remote, p.trust.proto(in, remote), scratch[:0])
-	out.Header.Set("X-Request-Id", x.id)
-	p.trust.setSecret(&out.Header)
+	setForwarded(&out.Header, in, x.names, remote, p.trust.proto(in, remote), scratch[:0])
+	out.Header.SetCanonical([]byte(canonicalRequestID), []byte(x.id))
+	p.trust.setSecret(&out.Header, x.names&hasSecretHeader != 0)
 }
 
 // hopByHop lists the headers that concern one connection only (RFC 9110
@@ -105,7 +105,7 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 // The names set are given in canonical form (SetCanonical, which SetBytesV
 // calls after copying and normalizing the name): this runs for every
 // request.
-func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string, buf []byte) []byte {
+func setForwarded(out, in *fasthttp.RequestHeader, names headerNames, remote net.Addr, proto string, buf []byte) []byte {
 	var ipBuf [64]byte
 	ip := ipBuf[:0]
 	v6 := false
@@ -116,11 +116,13 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string
 	host := in.Host()
 
 	buf = buf[:0]
-	for i, v := range in.PeekAll("X-Forwarded-For") {
-		if i > 0 {
-			buf = append(buf, ", "...)
+	if names&hasForwardedFor != 0 {
+		for i, v := range in.PeekAll("X-Forwarded-For") {
+			if i > 0 {
+				buf = append(buf, ", "...)
+			}
+			buf = append(buf, v...)
 		}
-		buf = append(buf, v...)
 	}
 	if len(buf) > 0 {
 		buf = append(buf, ", "...)
@@ -131,9 +133,11 @@ func setForwarded(out, in *fasthttp.RequestHeader, remote net.Addr, proto string
 	out.SetCanonical([]byte("X-Forwarded-Proto"), []byte(proto)) // "http" or "https"
 
 	buf = buf[:0]
-	for _, v := range in.PeekAll("Forwarded") {
-		buf = append(buf, v...)
-		buf = append(buf, ", "...)
+	if names&hasForwarded != 0 {
+		for _, v := range in.PeekAll("Forwarded") {
+			buf = append(buf, v...)
+			buf = append(buf, ", "...)
+		}
 	}
 	buf = append(buf, "for="...)
 	if v6 {
@@ -165,22 +169,10 @@ func appendQuoted(dst, s []byte) []byte {
 	return append(dst, '"')
 }
 
-// hasHopByHop reports whether a request carries any header that
-// stripRequestHopByHop or the Expect rule would remove. Most requests carry
-// none, and one pass over the headers is far cheaper than a lookup per name.
-func hasHopByHop(h *fasthttp.RequestHeader) bool {
-	found := false
-	for k := range h.All() {
-		if isHopByHopOrExpect(k) {
-			found = true
-			break
-		}
-	}
-	return found
-}
-
-// hasHopByHopResponse is hasHopByHop for a backend's response, whose
-// Transfer-Encoding fasthttp keeps to itself.
+// hasHopByHopResponse reports whether a backend's response carries any
+// header stripResponseHopByHop would remove (but Transfer-Encoding, which
+// fasthttp keeps to itself). Most carry none, and one pass over the headers
+// is far cheaper than a lookup per name.
 func hasHopByHopResponse(h *fasthttp.ResponseHeader) bool {
 	found := false
 	for k := range h.All() {
@@ -192,15 +184,34 @@ func hasHopByHopResponse(h *fasthttp.ResponseHeader) bool {
 	return found
 }
 
+// isHopByHop reports whether k names one of hopByHop's headers, in any
+// case. It runs for every header of every request and response, so the
+// name's length and first letter pick the one name to compare.
 func isHopByHop(k []byte) bool {
-	for _, name := range hopByHop() {
-		if len(k) == len(name) && bytes.EqualFold(k, []byte(name)) {
-			return true
+	var name string
+	switch len(k) {
+	case len("Te"):
+		name = "Te"
+	case len("Trailer"): // and Upgrade
+		name = "Upgrade"
+		if k[0]|0x20 == 't' {
+			name = "Trailer"
 		}
+	case len("Connection"): // and Keep-Alive
+		name = "Keep-Alive"
+		if k[0]|0x20 == 'c' {
+			name = "Connection"
+		}
+	case len("Proxy-Connection"):
+		name = "Proxy-Connection"
+	case len("Transfer-Encoding"):
+		name = "Transfer-Encoding"
+	case len("Proxy-Authenticate"):
+		name = "Proxy-Authenticate"
+	case len("Proxy-Authorization"):
+		name = "Proxy-Authorization"
+	default:
+		return false
 	}
-	return false
-}
-
-func isHopByHopOrExpect(k []byte) bool {
-	return isHopByHop(k) || len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect"))
+	return bytes.EqualFold(k, []byte(name))
 }

@@ -86,7 +86,7 @@ func TestConnectionTokens(t *testing.T) {
 func TestForwardedHeader(t *testing.T) {
 	var in, out fasthttp.RequestHeader
 	in.SetHost("example.com:3000")
-	setForwarded(&out, &in, &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 5555}, "http", nil)
+	setForwarded(&out, &in, 0, &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 5555}, "http", nil)
 	if got, want := string(out.Peek("Forwarded")), `for=10.1.2.3;host="example.com:3000";proto=http`; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
@@ -96,7 +96,7 @@ func TestForwardedHeader(t *testing.T) {
 	in.Set("Forwarded", "for=192.0.2.60;proto=https")
 	in.Add("X-Forwarded-For", "203.0.113.1")
 	in.Add("X-Forwarded-For", "203.0.113.2")
-	setForwarded(&out, &in, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5555}, "http", nil)
+	setForwarded(&out, &in, hasForwarded|hasForwardedFor, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 5555}, "http", nil)
 	if got, want := string(out.Peek("Forwarded")), `for=192.0.2.60;proto=https, for="[2001:db8::1]";host="example.com:3000";proto=http`; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}

@@ -31,11 +31,13 @@ func newTrust(cfg *Config) trust {
 	return t
 }
 
-// setSecret removes every copy of the secret's header a client sent and adds
-// ours. The key and value are made once, at start, so this costs a header
-// scan and a copy per request.
-func (t *trust) setSecret(h *fasthttp.RequestHeader) {
-	h.DelBytes(t.key)
+// setSecret removes every copy of the secret's header a client sent
+// (clientSent: scanHeaderNames saw one) and adds ours. The key and value
+// are made once, at start, so this costs a copy per request.
+func (t *trust) setSecret(h *fasthttp.RequestHeader, clientSent bool) {
+	if clientSent {
+		h.DelBytes(t.key)
+	}
 	if t.secret != nil {
 		h.SetCanonical(t.key, t.secret)
 	}
