@@ -87,10 +87,18 @@ func (a *AccessLog) write(t time.Time, l *accessLine) {
 	b = appendJSONString(append(b, `,"method":`...), l.method)
 	b = appendJSONString(append(b, `,"path":`...), l.path)
 	b = appendSmallInt(append(b, `,"status":`...), l.status)
-	b = appendJSONString(append(b, `,"backend":`...), l.backend)
+	if l.quotedBackend != nil {
+		b = append(append(b, `,"backend":`...), l.quotedBackend...)
+	} else {
+		b = appendJSONString(append(b, `,"backend":`...), l.backend)
+	}
 	b = appendSmallInt(append(b, `,"attempts":`...), l.attempts)
 	b = appendMillis(append(b, `,"duration_ms":`...), l.d)
-	b = appendJSONString(append(b, `,"request_id":`...), l.id)
+	if l.idPlain {
+		b = append(append(append(b, `,"request_id":"`...), l.id...), '"')
+	} else {
+		b = appendJSONString(append(b, `,"request_id":`...), l.id)
+	}
 	b = append(append(b, `,"remote":`...), remote...)
 	b = append(append(a.appendTime(append(b, a.timeKey...), t), '"'), a.tail...)
 	a.lw.buf = b

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -96,6 +97,12 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 			cases = append(cases, accessCase{method: "GET", path: string(text), backend: "b", id: string(text[at:]), remote: remote4})
 		}
 	}
+	// Request ids as the balancer makes them.
+	p := newProxy(&Config{}, nil, nil, zerolog.Nop(), nil)
+	for i := range 50 {
+		cases = append(cases, accessCase{method: "GET", path: "/", backend: "127.0.0.1:4000" + strconv.Itoa(i%10), id: p.newID(),
+			status: 200, attempts: 1, remote: remote4})
+	}
 	// Long fields outgrow the line's stack buffer.
 	cases = append(cases, accessCase{method: "POST", path: "/" + strings.Repeat("é\"", 600), id: strings.Repeat("i", 300), remote: remote4})
 
@@ -112,6 +119,13 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	for i, c := range cases {
 		l := accessLine{errMsg: c.errMsg, method: []byte(c.method), path: []byte(c.path), status: c.status, backend: c.backend,
 			attempts: c.attempts, d: c.d, id: c.id, remote: c.remote}
+		// Every third line has its backend quoted ahead, as a Backend
+		// keeps it, and an id that needs no escaping said to be plain, as
+		// the balancer's own are.
+		if i%3 == 2 {
+			l.quotedBackend = appendJSONString(nil, c.backend)
+			l.idPlain = plainPrefix(c.id) == len(c.id) && !strings.ContainsAny(c.id, `"\`)
+		}
 		if i%2 == 1 {
 			if conns[c.remote] == nil {
 				conns[c.remote] = &clientState{}

@@ -21,6 +21,7 @@ type exchange struct {
 	start    time.Time
 	end      time.Time // when known before finish, saving a clock reading
 	id       string
+	idOurs   bool        // id is newID's, which needs no escaping
 	names    headerNames // what the client's header section holds
 	backend  *Backend    // of the last attempt, for the access line
 	holding  *Backend    // whose in-flight count this request holds
@@ -96,13 +97,14 @@ func (x *exchange) finish() {
 		end = time.Now()
 	}
 	d := end.Sub(x.start)
-	addr := "none"
+	addr, quotedAddr := "none", []byte(nil)
 	if x.backend != nil {
-		addr = x.backend.addr
+		addr, quotedAddr = x.backend.addr, x.backend.quotedAddr
 	}
 	p.metrics.observe(x.backend, addr, x.status, d)
-	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status, backend: addr,
-		attempts: x.attempts, d: d, id: x.id, remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
+	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status,
+		backend: addr, quotedBackend: quotedAddr, attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs,
+		remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
 	if p.access == nil {
 		logAccess(p.log.Info(), &line)
 	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
@@ -120,6 +122,12 @@ type accessLine struct {
 	d            time.Duration
 	id           string
 	remote       net.Addr
+
+	// What saves AccessLog escaping text it knows: the backend's address
+	// quoted once, when it joined; whether id is the balancer's own, which
+	// needs no escaping.
+	quotedBackend []byte
+	idPlain       bool
 	// conn, when not nil, is the state of the client's connection, which
 	// keeps its address as the line shows it (clientState.quotedRemote).
 	conn *clientState

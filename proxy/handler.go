@@ -77,7 +77,7 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 		x.id = string(h.PeekCanonical([]byte(canonicalRequestID)))
 	}
 	if x.id == "" {
-		x.id = p.newID()
+		x.id, x.idOurs = p.newID(), true
 	}
 	if !p.checkRequest(x) {
 		return

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"github.com/posterctl/posterctl/fwdauth"
@@ -113,5 +114,16 @@ func TestScanHeaderNames(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("the parser refused every bad name: nothing left to check")
+	}
+}
+
+// TestNewIDPlain: the balancer's own request ids need no JSON escaping,
+// which the access line counts on (accessLine.idPlain).
+func TestNewIDPlain(t *testing.T) {
+	p := newProxy(&Config{}, nil, nil, zerolog.Nop(), nil)
+	for range 1000 {
+		if id := p.newID(); id == "" || plainPrefix(id) != len(id) || strings.ContainsAny(id, `"\`) {
+			t.Fatalf("id %q needs escaping", id)
+		}
 	}
 }
