@@ -64,9 +64,10 @@ type rawStmts struct {
 	prepared atomic.Bool // s holds statements; read by close without the connection
 }
 
-// on makes sure the statements are prepared on dc. database/sql replaces a
-// connection only after it broke; the statements of the old one went with
-// it (the driver frees a connection's statements with the connection).
+// on makes sure the statements are prepared on dc. The pool has a new
+// connection only after it dropped the old one: inRawTx finalizes the
+// statements before it has a connection dropped, and one the pool dropped
+// on its own is closed already, so its statements are forgotten here.
 func (r *rawStmts) on(ctx context.Context, dc any) error {
 	if r.prepared.Load() && r.dc == dc {
 		return nil
@@ -122,9 +123,10 @@ func (r *rawStmts) prepare(ctx context.Context, w *sql.DB) error {
 }
 
 // close finalizes the statements before the pool closes: the driver would
-// otherwise keep the connection, and its file, open as a zombie. A pool
-// whose statements were never prepared is not asked for a connection, which
-// for the write pool could create a file at the path.
+// otherwise keep the connection, and its file, open as a zombie. It waits
+// for a write in progress to give the connection back. A pool whose
+// statements were never prepared is not asked for a connection, which for
+// the write pool could create a file at the path.
 func (r *rawStmts) close(w *sql.DB) error {
 	if w == nil || !r.prepared.Load() {
 		return nil
@@ -200,7 +202,7 @@ func (db *DB) inRawTx(ctx context.Context, fn func(t *wtx) error) error {
 	err = c.Raw(func(dc any) error {
 		t := &wtx{ctx: context.WithoutCancel(ctx), st: &g.raw}
 		if err := t.st.on(t.ctx, dc); err != nil {
-			txErr = err
+			txErr = storeErr("prepare", err)
 			return nil
 		}
 		txErr = db.runRawTx(ctx, g, t, fn)
