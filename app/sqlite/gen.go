@@ -28,6 +28,7 @@ type gen struct {
 	side  *sql.DB // one connection for the watch goroutine
 	ver   verConn // PRAGMA data_version for Version
 	st    stmts
+	raw   rawStmts // on the write connection
 
 	file    fileID // device and inode of the file the pools have open
 	storeID string
@@ -35,7 +36,7 @@ type gen struct {
 
 // close closes the pools that are open.
 func (g *gen) close() error {
-	errs := []error{g.st.close(), g.ver.close()}
+	errs := []error{g.st.close(), g.raw.close(g.write), g.ver.close()}
 	for _, p := range []*sql.DB{g.read, g.side, g.write} {
 		if p != nil {
 			errs = append(errs, p.Close())
@@ -151,6 +152,9 @@ func (db *DB) openGen(ctx context.Context) (_ *gen, err error) {
 		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
 	}
 	if err := g.st.prepare(ctx, g); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
+	}
+	if err := g.raw.prepare(ctx, g.write); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", db.Path, err)
 	}
 	return g, nil

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"time"
@@ -12,29 +11,30 @@ import (
 // findIdempotent returns the post an unexpired key points at, or nil. Expired
 // keys of this user are dropped first, so the key can be reused after the TTL
 // and the table stays small.
-func findIdempotent(ctx context.Context, tx *sql.Tx, g *gen, userID int64, key string, now time.Time) (*app.Post, error) {
+func findIdempotent(t *wtx, userID int64, key string, now time.Time) (*app.Post, error) {
 	cutoff := millis(now.Add(-app.IdempotencyTTL))
-	if _, err := tx.StmtContext(ctx, g.st.expireKeys).ExecContext(ctx, userID, cutoff); err != nil {
+	if _, err := t.exec(rawExpireKeys, userID, cutoff); err != nil {
 		return nil, storeErr("expire idempotency keys", err)
+	}
+	row, err := t.queryRow(rawFindKey, 5, userID, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, storeErr("find idempotency key", err)
 	}
 	var (
 		p       app.Post
 		created int64
 	)
-	err := tx.StmtContext(ctx, g.st.findKey).QueryRowContext(ctx, userID, key).
-		Scan(&p.ID, &p.AuthorID, &p.Author, &p.Content, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	} else if err != nil {
+	if err := scanRow(row, &p.ID, &p.AuthorID, &p.Author, &p.Content, &created); err != nil {
 		return nil, storeErr("find idempotency key", err)
 	}
 	p.CreatedAt = fromMillis(created)
 	return &p, nil
 }
 
-func saveIdempotent(ctx context.Context, tx *sql.Tx, g *gen, userID int64, key string, postID int64, now time.Time) error {
-	_, err := tx.StmtContext(ctx, g.st.saveKey).ExecContext(ctx, userID, key, postID, millis(now))
-	if err != nil {
+func saveIdempotent(t *wtx, userID int64, key string, postID int64, now time.Time) error {
+	if _, err := t.exec(rawSaveKey, userID, key, postID, millis(now)); err != nil {
 		return storeErr("save idempotency key", err)
 	}
 	return nil

@@ -17,8 +17,8 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 		replayed bool
 	)
 	p.Author = "" // the caller's name for the author is not taken on trust
-	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) (err error) {
-		first, replayed, err = createPostTx(ctx, tx, g, p, idempotencyKey, db.Now())
+	err := db.inRawTx(ctx, func(t *wtx) (err error) {
+		first, replayed, err = createPostTx(t, p, idempotencyKey, db.Now())
 		return err
 	})
 	if err != nil {
@@ -27,36 +27,36 @@ func (db *DB) CreatePost(ctx context.Context, p *app.Post, idempotencyKey string
 	return first, replayed, nil
 }
 
-// createPostTx is CreatePost inside tx. p.Author, when set, is taken as the
+// createPostTx is CreatePost inside t. p.Author, when set, is taken as the
 // author's name rather than read again.
-func createPostTx(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, idempotencyKey string, now time.Time) (*app.Post, bool, error) {
+func createPostTx(t *wtx, p *app.Post, idempotencyKey string, now time.Time) (*app.Post, bool, error) {
 	if idempotencyKey != "" {
-		first, err := findIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, now)
+		first, err := findIdempotent(t, p.AuthorID, idempotencyKey, now)
 		if err != nil {
 			return nil, false, err
 		} else if first != nil {
 			return first, true, nil
 		}
 	}
-	if err := createPost(ctx, tx, g, p, now); err != nil {
+	if err := createPost(t, p, now); err != nil {
 		return nil, false, err
 	}
 	if idempotencyKey != "" {
-		if err := saveIdempotent(ctx, tx, g, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
+		if err := saveIdempotent(t, p.AuthorID, idempotencyKey, p.ID, now); err != nil {
 			return nil, false, err
 		}
 	}
 	return p, false, nil
 }
 
-func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.Time) error {
+func createPost(t *wtx, p *app.Post, now time.Time) error {
 	content, err := app.NormalizePostContent(p.Content)
 	if err != nil {
 		return err
 	}
 	p.Content = content
 	p.CreatedAt = fromMillis(millis(now))
-	res, err := tx.StmtContext(ctx, g.st.insertPost).ExecContext(ctx, p.AuthorID, p.Content, millis(p.CreatedAt))
+	res, err := t.exec(rawInsertPost, p.AuthorID, p.Content, millis(p.CreatedAt))
 	if isForeignKey(err) {
 		return app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {
@@ -68,9 +68,13 @@ func createPost(ctx context.Context, tx *sql.Tx, g *gen, p *app.Post, now time.T
 	if p.Author != "" {
 		return nil
 	}
-	if err := tx.StmtContext(ctx, g.st.username).QueryRowContext(ctx, p.AuthorID).Scan(&p.Author); errors.Is(err, sql.ErrNoRows) {
+	row, err := t.queryRow(rawUsername, 1, p.AuthorID)
+	if errors.Is(err, sql.ErrNoRows) {
 		return app.Errorf(app.ENOTFOUND, "author not found")
 	} else if err != nil {
+		return storeErr("create post", err)
+	}
+	if p.Author, err = asString(row[0]); err != nil {
 		return storeErr("create post", err)
 	}
 	return nil

@@ -20,47 +20,21 @@ func (db *DB) CreateSessionPost(ctx context.Context, tokenHash []byte, now time.
 		first    *app.Post
 		replayed bool
 	)
-	if idempotencyKey == "" {
-		return db.createSessionPost(ctx, tokenHash, now, p)
-	}
-	err := db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) (err error) {
-		err = tx.StmtContext(ctx, g.st.sessionUser).QueryRowContext(ctx, tokenHash, millis(now)).Scan(&p.AuthorID, &p.Author)
+	err := db.inRawTx(ctx, func(t *wtx) (err error) {
+		row, err := t.queryRow(rawSessionUser, 2, tokenHash, millis(now))
 		if errors.Is(err, sql.ErrNoRows) {
 			return app.Errorf(app.EUNAUTHORIZED, "not logged in")
 		} else if err != nil {
 			return storeErr("find session", err)
 		}
-		first, replayed, err = createPostTx(ctx, tx, g, p, idempotencyKey, db.Now())
+		if err := scanRow(row, &p.AuthorID, &p.Author); err != nil {
+			return storeErr("find session", err)
+		}
+		first, replayed, err = createPostTx(t, p, idempotencyKey, db.Now())
 		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
 	return first, replayed, nil
-}
-
-// createSessionPost is CreateSessionPost without an idempotency key: one
-// statement checks the session, stores the post and names its author.
-func (db *DB) createSessionPost(ctx context.Context, tokenHash []byte, now time.Time, p *app.Post) (*app.Post, bool, error) {
-	content, err := app.NormalizePostContent(p.Content)
-	if err != nil {
-		return nil, false, err
-	}
-	err = db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, g *gen) error {
-		p.Content = content
-		p.CreatedAt = fromMillis(millis(db.Now()))
-		err := tx.StmtContext(ctx, g.st.insertSessionPost).
-			QueryRowContext(ctx, p.Content, millis(p.CreatedAt), tokenHash, millis(now)).
-			Scan(&p.ID, &p.AuthorID, &p.Author)
-		if errors.Is(err, sql.ErrNoRows) {
-			return app.Errorf(app.EUNAUTHORIZED, "not logged in")
-		} else if err != nil {
-			return storeErr("create post", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return p, false, nil
 }

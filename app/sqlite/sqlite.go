@@ -163,14 +163,15 @@ func migrate(ctx context.Context, w *sql.DB) error {
 
 // inTx runs fn in a write transaction and commits it when fn succeeds.
 // Writes are refused while the file is not the store's (see health.go), and
-// each checks the file again once it holds the write lock.
+// each checks the file again once it holds the write lock. Posts take
+// inRawTx (rawtx.go), the same on the driver's statements directly.
 //
 // ctx bounds the wait for the write lock; fn and the commit run under a
 // context that cannot be cancelled. Both are short, since the write
 // connection never waits for a lock once it holds one, and the driver
 // watches every statement run under a cancellable context with a goroutine
-// of its own: three per post. A write whose client left completes or fails
-// on its own merits, as it would have a moment later.
+// of its own. A write whose client left completes or fails on its own
+// merits, as it would have a moment later.
 func (db *DB) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, g *gen) error) error {
 	if err := db.writable(); err != nil {
 		return err

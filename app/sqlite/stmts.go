@@ -20,14 +20,10 @@ const (
 	sqlFindSession = `SELECT s.user_id, s.created_at, s.expires_at, u.username, u.created_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > ?`
+	// The post path's statements run on the write connection (rawtx.go).
 	sqlSessionUser = `SELECT s.user_id, u.username
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.token_hash = ? AND s.expires_at > ?`
-	// A post without an idempotency key: the session check, the insert and
-	// the author's name in one statement. No row means no live session.
-	sqlInsertSessionPost = `INSERT INTO posts (user_id, content, created_at)
-		SELECT s.user_id, ?, ? FROM sessions s WHERE s.token_hash = ? AND s.expires_at > ?
-		RETURNING id, user_id, (SELECT username FROM users WHERE users.id = posts.user_id)`
 	sqlInsertPost = `INSERT INTO posts (user_id, content, created_at) VALUES (?, ?, ?)`
 	sqlUsername   = `SELECT username FROM users WHERE id = ?`
 	sqlExpireKeys = `DELETE FROM idempotency_keys WHERE user_id = ? AND created_at <= ?`
@@ -40,13 +36,11 @@ const (
 	sqlDataVersion = `PRAGMA data_version`
 )
 
-// stmts are a gen's prepared statements. database/sql prepares a pool's
-// statement on each connection the first time it runs there and keeps it; a
-// write transaction takes its connection's copy with tx.StmtContext.
+// stmts are a gen's prepared statements of the read pool. database/sql
+// prepares a pool's statement on each connection the first time it runs
+// there and keeps it.
 type stmts struct {
-	findPosts, findPostsBefore, findSession *sql.Stmt // read pool
-
-	sessionUser, insertSessionPost, insertPost, username, expireKeys, findKey, saveKey *sql.Stmt // write pool
+	findPosts, findPostsBefore, findSession *sql.Stmt
 }
 
 // prepare prepares every statement of g. The caller closes g on error.
@@ -59,13 +53,6 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 		{&st.findPosts, g.read, sqlFindPosts},
 		{&st.findPostsBefore, g.read, sqlFindPostsBefore},
 		{&st.findSession, g.read, sqlFindSession},
-		{&st.sessionUser, g.write, sqlSessionUser},
-		{&st.insertSessionPost, g.write, sqlInsertSessionPost},
-		{&st.insertPost, g.write, sqlInsertPost},
-		{&st.username, g.write, sqlUsername},
-		{&st.expireKeys, g.write, sqlExpireKeys},
-		{&st.findKey, g.write, sqlFindKey},
-		{&st.saveKey, g.write, sqlSaveKey},
 	} {
 		s, err := p.pool.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -79,8 +66,7 @@ func (st *stmts) prepare(ctx context.Context, g *gen) error {
 // close closes the statements that were prepared.
 func (st *stmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.findPosts, st.findPostsBefore, st.findSession,
-		st.sessionUser, st.insertSessionPost, st.insertPost, st.username, st.expireKeys, st.findKey, st.saveKey} {
+	for _, s := range []*sql.Stmt{st.findPosts, st.findPostsBefore, st.findSession} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

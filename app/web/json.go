@@ -75,22 +75,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // application/json also keeps plain cross-site HTML forms out: a browser
 // cannot send that content type to another origin without a CORS preflight.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err := checkJSONType(r); err != nil {
+		return err
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return errTooLarge()
+	}
+	return decodeBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v)
+}
+
+func checkJSONType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "application/json" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return &httpError{http.StatusUnsupportedMediaType, "Content-Type must be application/json"}
 	}
-	tooLarge := &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d KiB", MaxBodyBytes>>10)}
-	if r.ContentLength > MaxBodyBytes {
-		return tooLarge
-	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	return nil
+}
+
+func errTooLarge() error {
+	return &httpError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d KiB", MaxBodyBytes>>10)}
+}
+
+// decodeBody is decodeJSON once the headers passed.
+func decodeBody(body io.Reader, v any) error {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return tooLarge
+			return errTooLarge()
 		case errors.Is(err, io.EOF):
 			return &httpError{http.StatusBadRequest, "malformed JSON: request body is empty"}
 		default:
@@ -100,7 +118,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge
+			return errTooLarge()
 		}
 		return &httpError{http.StatusBadRequest, "malformed JSON: body must hold exactly one JSON object"}
 	}

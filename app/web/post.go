@@ -104,13 +104,11 @@ func postInput(w http.ResponseWriter, r *http.Request) (content, key string, err
 	if len(key) > app.MaxIdempotencyKey {
 		return "", "", app.Errorf(app.EINVALID, "Idempotency-Key is longer than %d bytes", app.MaxIdempotencyKey)
 	}
-	var in struct {
-		Content string `json:"content"`
-	}
-	if err := decodeJSON(w, r, &in); err != nil {
+	raw, err := decodePostBody(w, r)
+	if err != nil {
 		return "", "", err
 	}
-	content, err = app.NormalizePostContent(in.Content)
+	content, err = app.NormalizePostContent(raw)
 	return content, key, err
 }
 
