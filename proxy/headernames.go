@@ -12,7 +12,7 @@ import (
 // case-folds the name first, a good part of a request's cost when done for
 // a handful of headers that are usually absent; so each is looked up only
 // when the pass saw it.
-type headerNames uint8
+type headerNames uint32
 
 const (
 	namesInvalid      headerNames = 1 << iota // a name that is not a token
@@ -21,8 +21,17 @@ const (
 	hasForwardedFor                           // X-Forwarded-For
 	hasForwarded                              // Forwarded
 	hasSecretHeader                           // the proxy secret's header (fwdauth)
-	hasHopByHopName                           // a hop-by-hop header, or Expect
+	hasExpect                                 // Expect
+
+	// One flag per hop-by-hop header, hopByHop's i-th at firstHopName<<i,
+	// so that only those sent are removed: a removal by name costs as
+	// much as a lookup.
+	firstHopName
+	hopByHopNames = (firstHopName<<nHopByHop - firstHopName) | hasExpect
 )
+
+// hopName is the flag of hopByHop's i-th header.
+func hopName(i int) headerNames { return firstHopName << i }
 
 // The canonical forms the server's parser gives these names, which
 // PeekCanonical matches without folding them again.
@@ -72,9 +81,12 @@ func notableName(k, secretKey []byte) headerNames {
 	if len(k) == len(secretKey) && bytes.EqualFold(k, secretKey) {
 		return hasSecretHeader
 	}
+	if i := hopByHopIndex(k); i >= 0 {
+		return hopName(i)
+	}
 	switch {
-	case isHopByHop(k), len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect")):
-		return hasHopByHopName
+	case len(k) == len("Expect") && bytes.EqualFold(k, []byte("Expect")):
+		return hasExpect
 	case len(k) == len("X-Request-Id") && bytes.EqualFold(k, []byte(canonicalRequestID)):
 		return hasRequestID
 	case len(k) == len("Idempotency-Key") && bytes.EqualFold(k, []byte(canonicalIdempotencyKey)):

@@ -17,10 +17,12 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 	in.CopyTo(&out.Header)
 	switch {
 	case upgrade:
-		stripRequestHopByHop(&out.Header, true)
-	case x.names&hasHopByHopName != 0:
-		stripRequestHopByHop(&out.Header, false)
-		out.Header.Del("Expect") // the server has already answered 100-continue
+		stripRequestHopByHop(&out.Header, true, hopByHopNames)
+	case x.names&hopByHopNames != 0:
+		stripRequestHopByHop(&out.Header, false, x.names)
+		if x.names&hasExpect != 0 {
+			out.Header.Del("Expect") // the server has already answered 100-continue
+		}
 	default:
 		out.Header.ResetConnectionClose()
 	}
@@ -33,13 +35,19 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 }
 
 // hopByHop lists the headers that concern one connection only (RFC 9110
-// 7.6.1) and never cross the proxy; returned by value, so nobody can change it.
-func hopByHop() [9]string {
+// 7.6.1) and never cross the proxy; returned by value, so nobody can change
+// it. hopByHopIndex finds a name in it.
+func hopByHop() [nHopByHop]string {
 	return [...]string{
 		"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 	}
 }
+
+const (
+	nHopByHop       = 9
+	connectionIndex = 0 // Connection's place in hopByHop
+)
 
 // connectionTokens returns the header names listed in Connection headers,
 // which are hop-by-hop too: a client may name any header there.
@@ -61,18 +69,21 @@ func connectionTokens(values [][]byte, dst [][]byte) [][]byte {
 	return dst
 }
 
-// stripRequestHopByHop removes hop-by-hop headers from an outgoing request;
+// stripRequestHopByHop removes hop-by-hop headers from an outgoing request,
+// of those sent (present, see scanHeaderNames) and those Connection names;
 // keepUpgrade keeps Connection: Upgrade and Upgrade for a protocol switch.
-func stripRequestHopByHop(h *fasthttp.RequestHeader, keepUpgrade bool) {
-	var named [8][]byte
-	for _, tok := range connectionTokens(h.PeekAll("Connection"), named[:0]) {
-		if keepUpgrade && bytes.EqualFold(tok, []byte("Upgrade")) {
-			continue
+func stripRequestHopByHop(h *fasthttp.RequestHeader, keepUpgrade bool, present headerNames) {
+	if present&hopName(connectionIndex) != 0 {
+		var named [8][]byte
+		for _, tok := range connectionTokens(h.PeekAll("Connection"), named[:0]) {
+			if keepUpgrade && bytes.EqualFold(tok, []byte("Upgrade")) {
+				continue
+			}
+			h.DelBytes(tok)
 		}
-		h.DelBytes(tok)
 	}
-	for _, k := range hopByHop() {
-		if keepUpgrade && k == "Upgrade" {
+	for i, k := range hopByHop() {
+		if present&hopName(i) == 0 || keepUpgrade && k == "Upgrade" {
 			continue
 		}
 		h.Del(k)
@@ -185,33 +196,43 @@ func hasHopByHopResponse(h *fasthttp.ResponseHeader) bool {
 }
 
 // isHopByHop reports whether k names one of hopByHop's headers, in any
-// case. It runs for every header of every request and response, so the
-// name's length and first letter pick the one name to compare.
-func isHopByHop(k []byte) bool {
-	var name string
+// case.
+func isHopByHop(k []byte) bool { return hopByHopIndex(k) >= 0 }
+
+// hopByHopIndex is the place in hopByHop of the header k names, in any
+// case, or -1. It runs for every header of every request and response, so
+// the name's length and first letter pick the one name to compare.
+func hopByHopIndex(k []byte) int {
+	var (
+		i    int
+		name string
+	)
 	switch len(k) {
 	case len("Te"):
-		name = "Te"
+		i, name = 5, "Te"
 	case len("Trailer"): // and Upgrade
-		name = "Upgrade"
+		i, name = 8, "Upgrade"
 		if k[0]|0x20 == 't' {
-			name = "Trailer"
+			i, name = 6, "Trailer"
 		}
 	case len("Connection"): // and Keep-Alive
-		name = "Keep-Alive"
+		i, name = 2, "Keep-Alive"
 		if k[0]|0x20 == 'c' {
-			name = "Connection"
+			i, name = 0, "Connection"
 		}
 	case len("Proxy-Connection"):
-		name = "Proxy-Connection"
+		i, name = 1, "Proxy-Connection"
 	case len("Transfer-Encoding"):
-		name = "Transfer-Encoding"
+		i, name = 7, "Transfer-Encoding"
 	case len("Proxy-Authenticate"):
-		name = "Proxy-Authenticate"
+		i, name = 3, "Proxy-Authenticate"
 	case len("Proxy-Authorization"):
-		name = "Proxy-Authorization"
+		i, name = 4, "Proxy-Authorization"
 	default:
-		return false
+		return -1
 	}
-	return bytes.EqualFold(k, []byte(name))
+	if !bytes.EqualFold(k, []byte(name)) {
+		return -1
+	}
+	return i
 }
