@@ -38,9 +38,7 @@ func lineBuffered(br *bufio.Reader) bool {
 
 // Lines implements LinesSink.
 func (s teeSink) Lines(name string, lines [][]byte) {
-	for _, l := range lines {
-		s.t.addBytes(l)
-	}
+	s.t.addLines(lines)
 	sinkLines(s.next, name, lines)
 }
 
@@ -48,23 +46,26 @@ func (s teeSink) Lines(name string, lines [][]byte) {
 func (s *PrefixSink) Lines(name string, lines [][]byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The prefix is made once, at the buffer's end, and copied before
+	// each line.
 	buf := s.buf[:0]
-	for _, l := range lines {
-		if s.color {
-			buf = append(buf, s.hue[name]...)
-		}
-		buf = append(buf, name...)
-		for range s.width - len(name) {
-			buf = append(buf, ' ')
-		}
-		if s.color {
-			buf = append(buf, " |\x1b[0m "...)
-		} else {
-			buf = append(buf, " | "...)
-		}
-		buf = append(append(buf, l...), '\n')
+	if s.color {
+		buf = append(buf, s.hue[name]...)
 	}
-	_, _ = s.w.Write(buf)
+	buf = append(buf, name...)
+	for range s.width - len(name) {
+		buf = append(buf, ' ')
+	}
+	if s.color {
+		buf = append(buf, " |\x1b[0m "...)
+	} else {
+		buf = append(buf, " | "...)
+	}
+	n := len(buf)
+	for _, l := range lines {
+		buf = append(append(append(buf, buf[:n]...), l...), '\n')
+	}
+	_, _ = s.w.Write(buf[n:])
 	s.buf = buf[:0]
 }
 

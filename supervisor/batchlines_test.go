@@ -61,6 +61,20 @@ func TestSinkBatches(t *testing.T) {
 		if tl.String() != "8b\n9\n9b" || tl.last() != "9b" || w.writes != 10 {
 			t.Fatalf("tail %q last %q, %d writes", tl.String(), tl.last(), w.writes)
 		}
+		// A batch longer than the ring leaves its own last lines, in
+		// order; a short one after it keeps the long one's last.
+		var long [][]byte
+		for i := range 7 {
+			long = append(long, []byte(fmt.Sprint("L", i)))
+		}
+		tee.Lines("x", long)
+		if tl.String() != "L4\nL5\nL6" {
+			t.Fatalf("after a long batch, tail %q", tl.String())
+		}
+		tee.Lines("x", [][]byte{[]byte("s")})
+		if tl.String() != "L5\nL6\ns" || tl.last() != "s" {
+			t.Fatalf("after a short batch, tail %q", tl.String())
+		}
 	})
 }
 

@@ -25,6 +25,22 @@ func (t *tail) add(line string) { t.addBytes([]byte(line)) }
 func (t *tail) addBytes(line []byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addLocked(line)
+}
+
+// addLines adds a batch of lines under one lock. Of a batch longer than the
+// ring only the last lines would stay, so only they are copied: the LB's
+// batches of access lines are hundreds long.
+func (t *tail) addLines(lines [][]byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range lines[max(0, len(lines)-t.max):] {
+		t.addLocked(l)
+	}
+}
+
+// addLocked is addBytes with mu held.
+func (t *tail) addLocked(line []byte) {
 	if len(t.lines) < t.max {
 		t.lines = append(t.lines, append([]byte(nil), line...))
 		return
