@@ -187,3 +187,31 @@ func TestHopByHopEachStripped(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDAnyCase: a request id sent under a lowercase name, raw (Go's
+// client would fold it), is the one the backend and the client see.
+func TestRequestIDAnyCase(t *testing.T) {
+	seen := make(chan string, 1)
+	be := testBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Get("X-Request-Id")
+		io.WriteString(w, "{}")
+	})
+	lb, _ := startLB(t, Config{}, hostport(be))
+	c, err := net.Dial("tcp", lb.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: lb\r\nx-request-id: lower-1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := <-seen; got != "lower-1" || resp.Header.Get("X-Request-Id") != "lower-1" {
+		t.Fatalf("backend saw %q, client got %q", got, resp.Header.Get("X-Request-Id"))
+	}
+}
