@@ -97,19 +97,34 @@ func (x *exchange) finish() {
 		end = time.Now()
 	}
 	d := end.Sub(x.start)
-	addr, quotedAddr := "none", []byte(nil)
+	addr := "none"
 	if x.backend != nil {
-		addr, quotedAddr = x.backend.addr, x.backend.quotedAddr
+		addr = x.backend.addr
 	}
 	p.metrics.observe(x.backend, addr, x.status, d)
-	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status,
-		backend: addr, quotedBackend: quotedAddr, attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs,
-		remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
+	// The line is gathered only when it will be written: with the log
+	// below info, this is every request's path.
 	if p.access == nil {
-		logAccess(p.log.Info(), &line)
+		if ev := p.log.Info(); ev != nil {
+			line := x.accessLine(addr, d)
+			logAccess(ev, &line)
+		}
 	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
+		line := x.accessLine(addr, d)
 		p.access.write(end, &line)
 	}
+}
+
+// accessLine gathers the request's access line; addr is its backend's, or
+// "none".
+func (x *exchange) accessLine(addr string, d time.Duration) accessLine {
+	l := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status,
+		backend: addr, attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs,
+		remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
+	if x.backend != nil {
+		l.quotedBackend = x.backend.quotedAddr
+	}
+	return l
 }
 
 // accessLine is what an access line tells of a request.
