@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,33 +262,20 @@ func TestAccessLogRemotePerConnection(t *testing.T) {
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	var conns []net.Conn
-	var readers []*bufio.Reader
-	want := map[string]int{}
-	for range 2 {
-		c, err := net.Dial("tcp", s.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		conns = append(conns, c)
-		readers = append(readers, bufio.NewReader(c))
-		want[c.LocalAddr().String()] = 3
-	}
+	conns := []*rawClient{{addr: s.Addr(), timeout: 10 * time.Second}, {addr: s.Addr(), timeout: 10 * time.Second}}
+	var resp rawResponse
 	// The connections take turns, so a shared cache would show.
 	for range 3 {
-		for i, c := range conns {
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(c, "GET /a HTTP/1.1\r\nHost: lb\r\n\r\n"); err != nil {
-				t.Fatal(err)
+		for _, c := range conns {
+			if err := c.do([]byte("GET /a HTTP/1.1\r\nHost: lb\r\n\r\n"), &resp); err != nil || resp.status != 200 {
+				t.Fatalf("status %d, %v", resp.status, err)
 			}
-			resp, err := http.ReadResponse(readers[i], nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
 		}
+	}
+	want := map[string]int{}
+	for _, c := range conns {
+		want[c.conn.LocalAddr().String()] = 3 // the connection answered all three
+		defer c.close()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

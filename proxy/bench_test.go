@@ -301,15 +301,7 @@ func startLBProcess(b *testing.B, bin string, args ...string) *os.Process {
 			b.Fatalf("lb exited: %s", out)
 		default:
 		}
-		resp, err := client.Get(health)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health %d", resp.StatusCode)
-		}
-		return nil
+		return clitest.GetOK(client, health)
 	})
 	return cmd.Process
 }

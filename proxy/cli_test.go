@@ -166,15 +166,7 @@ func startLBCommand(t *testing.T, format string, be *httptest.Server) (*clitest.
 		"--port", strconv.Itoa(port), "--health-port", strconv.Itoa(health), "--backend", hostport(be))
 	client := newClient(t)
 	clitest.Eventually(t, 30*time.Second, func() error {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/health", health))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health %d", resp.StatusCode)
-		}
-		return nil
+		return clitest.GetOK(client, fmt.Sprintf("http://127.0.0.1:%d/health", health))
 	})
 	return lb, port, client
 }

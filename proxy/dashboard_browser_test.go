@@ -43,15 +43,7 @@ func startPosterBackend(t *testing.T, port int, db, name string) *clitest.Proces
 			t.Fatalf("%s exited: %s", name, p.Output())
 		default:
 		}
-		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("healthz %d", resp.StatusCode)
-		}
-		return nil
+		return clitest.GetOK(c, fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 	})
 	return p
 }

@@ -146,12 +146,9 @@ func TestHopByHopEachStripped(t *testing.T) {
 		io.WriteString(w, "{}")
 	})
 	lb, _ := startLB(t, Config{}, hostport(be))
-	c, err := net.Dial("tcp", lb.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
+	rc := &rawClient{addr: lb.Addr(), timeout: 10 * time.Second}
+	defer rc.close()
+	var resp rawResponse
 	cases := []struct{ headers, gone string }{
 		{"proxy-connection: keep-alive\r\n", "Proxy-Connection"},
 		{"KEEP-ALIVE: timeout=5\r\n", "Keep-Alive"},
@@ -164,19 +161,12 @@ func TestHopByHopEachStripped(t *testing.T) {
 		{"Connection: keep-alive\r\n", "Connection"},
 	}
 	for _, tc := range cases {
-		c.SetDeadline(time.Now().Add(10 * time.Second))
 		req := "GET /x HTTP/1.1\r\nHost: lb\r\n" + tc.headers + "X-Kept: yes\r\n\r\n"
-		if _, err := io.WriteString(c, req); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
+		if err := rc.do([]byte(req), &resp); err != nil {
 			t.Fatalf("%q: %v", tc.headers, err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("%q: status %d", tc.headers, resp.StatusCode)
+		if resp.status != 200 {
+			t.Fatalf("%q: status %d", tc.headers, resp.status)
 		}
 		h := <-seen
 		if _, ok := h[tc.gone]; ok {

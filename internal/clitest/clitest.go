@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,6 +122,20 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
 		}
 		<-tick.C
 	}
+}
+
+// GetOK is nil when a GET of url through client answers 200, the usual
+// condition an Eventually waits for on a health port.
+func GetOK(client *http.Client, url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 // Process is a started child whose output is captured. It is stopped by its
