@@ -17,24 +17,34 @@ import (
 // the same context fields and a timestamp (logAccess): the same fields, in
 // the same order, escaped the same way, so nothing that reads the log can
 // tell them apart.
+//
+// What is left of a line's cost is mostly the instruction cache: a
+// request's code is several times the size of the CPU's first-level cache,
+// so every line of code the log runs is fetched again for each request. A
+// line whose texts need no escaping, the usual one, is therefore copied in
+// a few pieces by one short function (plainLine): the backend's field and
+// the client's are kept formatted, and the end of the line with its time
+// serves a whole millisecond.
 type AccessLog struct {
-	lw     *LogWriter
-	head   []byte // {"level":"info" and the logger's context fields
-	layout string
+	lw         *LogWriter
+	head       []byte // {"level":"info" and the logger's context fields
+	headMethod []byte // head and the method's key and opening quote
+	pathKey    []byte // the path's key, between quotes
+	layout     string
 	// msCache: the layout shows nothing finer than the millisecond, so
-	// one formatted time serves a whole millisecond (stamp).
+	// one formatted line end serves a whole millisecond (stamp).
 	msCache bool
 	stamp   atomic.Pointer[timeStamp]
 	timeKey []byte // ,"time":" (the opening quote of the value too)
 	tail    []byte // the message field and the line's end
 }
 
-// timeStamp is a time formatted with the layout, for the millisecond ms
-// in loc.
+// timeStamp is a line's end for the millisecond ms in loc: the time
+// formatted with the layout, with its key, and the message field.
 type timeStamp struct {
-	ms   int64
-	loc  *time.Location
-	text []byte
+	ms  int64
+	loc *time.Location
+	end []byte
 }
 
 // NewAccessLog writes access lines to lw as the JSON logger whose context
@@ -58,6 +68,8 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 		a.head = appendJSONString(append(a.head, ','), fields[i])
 		a.head = appendJSONString(append(a.head, ':'), fields[i+1])
 	}
+	a.headMethod = append(slices.Clip(a.head), `,"method":"`...)
+	a.pathKey = []byte(`","path":"`)
 	a.timeKey = append(appendJSONString(append(a.timeKey, ','), zerolog.TimestampFieldName), `:"`...)
 	a.tail = appendJSONString(append(a.tail, ','), zerolog.MessageFieldName)
 	a.tail = append(appendJSONString(append(a.tail, ':'), "request"), "}\n"...)
@@ -75,75 +87,138 @@ func (s *Server) SetAccessLog(a *AccessLog) { s.proxy.access = a }
 
 // write appends one access line, l at time t.
 func (a *AccessLog) write(t time.Time, l *accessLine) {
-	// The address is formatted before the lock is taken; the rest is
-	// appended under it, in place.
-	var rb [72]byte
-	remote := quotedRemote(rb[:0], l)
+	// What may need formatting is formatted before the lock is taken.
+	end, remote := a.lineEnd(t), remoteField(l)
 	b := a.lw.lockBuf()
+	if n, ok := a.plainLine(b[len(b):cap(b)], l, remote, end); ok {
+		b = b[:len(b)+n]
+	} else {
+		b = a.appendLine(b, l, remote, end)
+	}
+	a.lw.buf = b
+	_ = a.lw.appended()
+}
+
+// plainLine writes l's line at the start of dst, when none of its texts
+// needs escaping, its numbers are the usual ones (a status of three
+// digits, one attempt), and dst has room. It returns false, having written
+// nothing that counts, otherwise.
+//
+// The line is gathered as pieces and copied in one loop: a copy written
+// out takes more bytes of code than an iteration, and the code's size,
+// more than the number of its instructions, is what a line costs.
+func (a *AccessLog) plainLine(dst []byte, l *accessLine, remote, end []byte) (int, bool) {
+	status := uint(l.status)
+	if l.errMsg != "" || l.backendField == nil || l.attempts != 1 || status-100 > 899 ||
+		!plainText(l.method) || !plainText(l.path) || !l.idPlain && !plainText(l.id) {
+		return 0, false
+	}
+	statusField := [...]byte{'"', ',', '"', 's', 't', 'a', 't', 'u', 's', '"', ':',
+		byte('0' + status/100), byte('0' + status/10%10), byte('0' + status%10)}
+	var millis [48]byte
+	n := putMillis(millis[:], l.d)
+	n += copy(millis[n:], `,"request_id":"`)
+	pieces := [...][]byte{a.headMethod, l.method, a.pathKey, l.path, statusField[:], l.backendField,
+		millis[:n], l.id, remote, end}
+	size := 0
+	for _, p := range pieces {
+		size += len(p)
+	}
+	if size > len(dst) {
+		return 0, false
+	}
+	i := 0
+	for _, p := range pieces {
+		i += copy(dst[i:], p)
+	}
+	return i, true
+}
+
+// putMillis writes d at the start of dst, in milliseconds to the
+// microsecond, as appendMillis does, and returns the length written; dst
+// has room for any d.
+func putMillis(dst []byte, d time.Duration) int {
+	us := uint64(max(d.Microseconds(), 0))
+	ms := us / 1000
+	n := 1
+	for v := ms; v >= 10; v /= 10 {
+		n++
+	}
+	for j := n - 1; j >= 0; j-- {
+		dst[j] = byte('0' + ms%10)
+		ms /= 10
+	}
+	frac := us % 1000
+	d4 := dst[n : n+4]
+	d4[0], d4[1], d4[2], d4[3] = '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10)
+	return n + 4
+}
+
+// plainText reports whether s goes into a JSON string as it is.
+func plainText[S ~string | ~[]byte](s S) bool {
+	for i := range len(s) {
+		if jsonPlain[s[i]] != 'y' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendLine appends l's line whatever its texts: escaped as zerolog
+// escapes them.
+func (a *AccessLog) appendLine(b []byte, l *accessLine, remote, end []byte) []byte {
 	b = append(b, a.head...)
 	if l.errMsg != "" {
 		b = appendJSONString(append(b, `,"error":`...), l.errMsg)
 	}
 	b = appendJSONString(append(b, `,"method":`...), l.method)
 	b = appendJSONString(append(b, `,"path":`...), l.path)
-	b = appendSmallInt(append(b, `,"status":`...), l.status)
-	if l.quotedBackend != nil {
-		b = append(append(b, `,"backend":`...), l.quotedBackend...)
-	} else {
-		b = appendJSONString(append(b, `,"backend":`...), l.backend)
-	}
-	b = appendSmallInt(append(b, `,"attempts":`...), l.attempts)
+	b = strconv.AppendInt(append(b, `,"status":`...), int64(l.status), 10)
+	b = appendJSONString(append(b, `,"backend":`...), l.backend)
+	b = strconv.AppendInt(append(b, `,"attempts":`...), int64(l.attempts), 10)
 	b = appendMillis(append(b, `,"duration_ms":`...), l.d)
-	if l.idPlain {
-		b = append(append(append(b, `,"request_id":"`...), l.id...), '"')
-	} else {
-		b = appendJSONString(append(b, `,"request_id":`...), l.id)
-	}
-	b = append(append(b, `,"remote":`...), remote...)
-	b = append(append(a.appendTime(append(b, a.timeKey...), t), '"'), a.tail...)
-	a.lw.buf = b
-	_ = a.lw.appended()
+	b = appendJSONString(append(b, `,"request_id":`...), l.id)
+	return append(append(b, remote[1:]...), end...)
 }
 
-// quotedRemote appends the client's address as a JSON string, from the
-// connection's state when it has it there.
-func quotedRemote(dst []byte, l *accessLine) []byte {
-	if l.conn != nil && l.conn.quotedRemote != nil {
-		return append(dst, l.conn.quotedRemote...)
+// remoteField is the client's address as the line's remote field, after
+// the quote that ends the request id before it. It comes from the
+// connection's state when it has it there, and stays there for the
+// connection's next lines.
+func remoteField(l *accessLine) []byte {
+	if l.conn != nil && l.conn.remoteField != nil {
+		return l.conn.remoteField
 	}
 	var rb [64]byte
-	q := appendJSONString(dst, appendAddr(rb[:0], l.remote))
+	f := appendJSONString([]byte(`","remote":`), appendAddr(rb[:0], l.remote))
 	if l.conn != nil {
-		l.conn.quotedRemote = slices.Clone(q[len(dst):])
+		l.conn.remoteField = f
 	}
-	return q
+	return f
 }
 
-// appendSmallInt is strconv.AppendInt for the short numbers of a line
-// (a status, a count of attempts), without its general loop.
-func appendSmallInt(dst []byte, n int) []byte {
-	switch {
-	case n >= 0 && n < 10:
-		return append(dst, byte('0'+n))
-	case n >= 100 && n < 1000:
-		return append(dst, byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10))
-	}
-	return strconv.AppendInt(dst, int64(n), 10)
+// backendField is the part of an access line that names backend addr,
+// with the one attempt of a request that needed no other and the key of
+// the duration that follows.
+func backendField(addr string) []byte {
+	return append(appendJSONString([]byte(`,"backend":`), addr), `,"attempts":1,"duration_ms":`...)
 }
 
-// appendTime formats t with the layout, from the stamp when it is of the
-// same millisecond.
-func (a *AccessLog) appendTime(dst []byte, t time.Time) []byte {
+// lineEnd is the end of a line written at t: the time field, formatted
+// with the layout, and the message field. It comes from the stamp when t
+// is of its millisecond.
+func (a *AccessLog) lineEnd(t time.Time) []byte {
 	if !a.msCache {
-		return t.AppendFormat(dst, a.layout)
+		return append(append(t.AppendFormat(slices.Clone(a.timeKey), a.layout), '"'), a.tail...)
 	}
 	ms, loc := t.UnixMilli(), t.Location()
 	if s := a.stamp.Load(); s != nil && s.ms == ms && s.loc == loc {
-		return append(dst, s.text...)
+		return s.end
 	}
-	s := &timeStamp{ms: ms, loc: loc, text: t.AppendFormat(make([]byte, 0, 64), a.layout)}
+	end := t.AppendFormat(append(make([]byte, 0, 96), a.timeKey...), a.layout)
+	s := &timeStamp{ms: ms, loc: loc, end: append(append(end, '"'), a.tail...)}
 	a.stamp.Store(s)
-	return append(dst, s.text...)
+	return s.end
 }
 
 // appendJSONString appends s as a JSON string, escaped as zerolog escapes

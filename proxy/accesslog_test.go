@@ -85,22 +85,38 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 			status: rng.IntN(600), attempts: rng.IntN(4), d: time.Duration(rng.Int64N(int64(time.Hour))),
 			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
 	}
+	// Lines of printable ASCII, which the short path takes but for a quote
+	// or a backslash, or attempts other than one; with any duration, even
+	// a negative one.
+	printable := func() string {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			b[i] = byte(' ' + rng.IntN('~'-' '+1))
+		}
+		return string(b)
+	}
+	for i := range 1000 {
+		cases = append(cases, accessCase{method: printable(), path: printable(), backend: printable(), id: printable(),
+			status: 100 + rng.IntN(900), attempts: rng.IntN(3), d: time.Duration(rng.Int64N(1<<62) - 1<<61),
+			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
+	}
 	// Every byte at every place in two words of plain text: the scan that
 	// reads eight bytes at a time must stop at each that is not plain.
 	for c := range 256 {
 		for at := range 16 {
 			text := []byte(strings.Repeat("a", 16))
 			text[at] = byte(c)
-			cases = append(cases, accessCase{method: "GET", path: string(text), backend: "b", id: string(text[at:]), remote: remote4})
+			cases = append(cases, accessCase{method: "GET", path: string(text), backend: "b", id: string(text[at:]),
+				status: 200, attempts: 1, remote: remote4})
 		}
 	}
 	// Request ids as the balancer makes them.
 	p := newProxy(&Config{}, nil, nil, zerolog.Nop(), nil)
 	for i := range 50 {
-		cases = append(cases, accessCase{method: "GET", path: "/", backend: "127.0.0.1:4000" + strconv.Itoa(i%10), id: p.newID(),
+		cases = append(cases, accessCase{method: "GET", path: "/", backend: "127.0.0.1:4000" + strconv.Itoa(i%10), id: string(p.appendID(nil)),
 			status: 200, attempts: 1, remote: remote4})
 	}
-	// Long fields outgrow the line's stack buffer.
+	// Long fields.
 	cases = append(cases, accessCase{method: "POST", path: "/" + strings.Repeat("é\"", 600), id: strings.Repeat("i", 300), remote: remote4})
 
 	var zbuf, abuf syncBuffer
@@ -115,12 +131,12 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	conns := map[net.Addr]*clientState{}
 	for i, c := range cases {
 		l := accessLine{errMsg: c.errMsg, method: []byte(c.method), path: []byte(c.path), status: c.status, backend: c.backend,
-			attempts: c.attempts, d: c.d, id: c.id, remote: c.remote}
-		// Every third line has its backend quoted ahead, as a Backend
-		// keeps it, and an id that needs no escaping said to be plain, as
-		// the balancer's own are.
-		if i%3 == 2 {
-			l.quotedBackend = appendJSONString(nil, c.backend)
+			attempts: c.attempts, d: c.d, id: []byte(c.id), remote: c.remote}
+		// Two lines of three have their backend's field made ahead, as a
+		// Backend keeps it, which the short path needs, and an id that
+		// needs no escaping said to be plain, as the balancer's own are.
+		if i%3 != 0 {
+			l.backendField = backendField(c.backend)
 			l.idPlain = plainPrefix(c.id) == len(c.id) && !strings.ContainsAny(c.id, `"\`)
 		}
 		if i%2 == 1 {
@@ -130,6 +146,9 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 			l.conn = conns[c.remote]
 		}
 		logAccess(zlog.Info(), &l)
+		if l.conn != nil && l.conn.remoteField != nil {
+			l.remote = nil // as gatherLine leaves it
+		}
 		a.write(time.Now(), &l)
 	}
 	zlw.Flush()
@@ -145,6 +164,47 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 		}
 		if !json.Valid([]byte(al[i])) {
 			t.Fatalf("case %d: not JSON: %s", i, al[i])
+		}
+	}
+}
+
+// TestPlainLine: the short path writes the usual line as the general one
+// does, and leaves to it every line it could get wrong, and a buffer
+// without room for the line.
+func TestPlainLine(t *testing.T) {
+	a := newAccessLog(nil, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
+	base := accessLine{method: []byte("GET"), path: []byte("/api/posts"), status: 200, backend: "127.0.0.1:40001",
+		backendField: backendField("127.0.0.1:40001"), attempts: 1, d: 1234567 * time.Nanosecond, id: []byte("0123abcd"),
+		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}}
+	remote, end := remoteField(&base), a.lineEnd(time.Now())
+	want := string(a.appendLine(nil, &base, remote, end))
+	buf := make([]byte, 1024)
+	n, ok := a.plainLine(buf, &base, remote, end)
+	if !ok || string(buf[:n]) != want {
+		t.Fatalf("short path: %v %q, want %q", ok, buf[:n], want)
+	}
+	for size := range n {
+		if _, ok := a.plainLine(buf[:size], &base, remote, end); ok {
+			t.Fatalf("a line of %d bytes written in %d", n, size)
+		}
+	}
+	for name, change := range map[string]func(l *accessLine){
+		"error":       func(l *accessLine) { l.errMsg = "x" },
+		"no backend":  func(l *accessLine) { l.backendField = nil },
+		"method":      func(l *accessLine) { l.method = []byte(`G"T`) },
+		"path":        func(l *accessLine) { l.path = []byte("/a\nb") },
+		"path utf-8":  func(l *accessLine) { l.path = []byte("/é") },
+		"id":          func(l *accessLine) { l.id = []byte(`a\b`) },
+		"status":      func(l *accessLine) { l.status = -1 },
+		"status 99":   func(l *accessLine) { l.status = 99 },
+		"status 1000": func(l *accessLine) { l.status = 1000 },
+		"attempts 0":  func(l *accessLine) { l.attempts = 0 },
+		"attempts 2":  func(l *accessLine) { l.attempts = 2 },
+	} {
+		l := base
+		change(&l)
+		if _, ok := a.plainLine(buf, &l, remote, end); ok {
+			t.Errorf("%s: taken by the short path", name)
 		}
 	}
 }
@@ -174,7 +234,8 @@ func TestAccessLogTime(t *testing.T) {
 			if i%7 == 3 {
 				tm = tm.In(zone)
 			}
-			if got, want := string(a.appendTime(nil, tm)), tm.Format(layout); got != want {
+			want := `,"time":"` + tm.Format(layout) + `","message":"request"}` + "\n"
+			if got := string(a.lineEnd(tm)); got != want {
 				t.Fatalf("layout %q, %v: %q, want %q", layout, tm, got, want)
 			}
 		}

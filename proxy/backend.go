@@ -52,9 +52,9 @@ func ParseBackend(s string) (string, error) {
 // The request path only touches atomics; state changes, which are rare, take
 // the mutex so that a transition is decided and logged exactly once.
 type Backend struct {
-	addr       string // host:port
-	quotedAddr []byte // addr as a JSON string, as the access lines show it
-	index      int    // position in the set, for the per-request tried set
+	addr        string // host:port
+	accessField []byte // what names it in an access line (backendField)
+	index       int    // position in the set, for the per-request tried set
 	// name is what reports show first (see Name); a PUT of the set may
 	// change it while requests read it.
 	name atomic.Pointer[string]
@@ -102,7 +102,7 @@ func NewBackend(addr string, index int) *Backend {
 // start-up it waits for its health check to pass, because a caller that adds
 // a backend and sees it take traffic must be able to trust that it answers.
 func newJoiningBackend(addr string, index int) *Backend {
-	return &Backend{addr: addr, quotedAddr: appendJSONString(nil, addr), index: index}
+	return &Backend{addr: addr, accessField: backendField(addr), index: index}
 }
 
 // Addr is the backend's host:port.

@@ -51,10 +51,10 @@ type clientState struct {
 	seen   uint64
 	seenAt time.Time
 
-	// The client's address as a quoted JSON string, for the access lines:
-	// it never changes, so it is formatted at the connection's first line.
-	// Only the goroutine that serves the connection's requests uses it.
-	quotedRemote []byte
+	// The access lines' remote field, with the client's address: it never
+	// changes, so it is formatted at the connection's first line. Only the
+	// goroutine that serves the connection's requests uses it.
+	remoteField []byte
 }
 
 // connState is fasthttp's ConnState hook. It runs twice a request, so a

@@ -20,8 +20,9 @@ type exchange struct {
 	ctx      *fasthttp.RequestCtx
 	start    time.Time
 	end      time.Time // when known before finish, saving a clock reading
-	id       string
-	idOurs   bool        // id is newID's, which needs no escaping
+	id       []byte    // in idBuf unless longer
+	idBuf    [48]byte
+	idOurs   bool        // id is appendID's, which needs no escaping
 	names    headerNames // what the client's header section holds
 	backend  *Backend    // of the last attempt, for the access line
 	holding  *Backend    // whose in-flight count this request holds
@@ -43,7 +44,7 @@ func (p *Proxy) respond(x *exchange, stream *upstreamBody) {
 	if hasHopByHopResponse(&resp.Header) {
 		stripResponseHopByHop(&resp.Header)
 	}
-	resp.Header.SetCanonical([]byte(canonicalRequestID), []byte(x.id))
+	resp.Header.SetCanonical([]byte(canonicalRequestID), x.id)
 	x.status = resp.StatusCode()
 	if stream == nil {
 		x.finish()
@@ -106,25 +107,33 @@ func (x *exchange) finish() {
 	// below info, this is every request's path.
 	if p.access == nil {
 		if ev := p.log.Info(); ev != nil {
-			line := x.accessLine(addr, d)
+			var line accessLine
+			x.gatherLine(&line, addr, d)
+			if line.remote == nil {
+				line.remote = x.ctx.RemoteAddr()
+			}
 			logAccess(ev, &line)
 		}
 	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
-		line := x.accessLine(addr, d)
+		var line accessLine
+		x.gatherLine(&line, addr, d)
 		p.access.write(end, &line)
 	}
 }
 
-// accessLine gathers the request's access line; addr is its backend's, or
-// "none".
-func (x *exchange) accessLine(addr string, d time.Duration) accessLine {
-	l := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status,
-		backend: addr, attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs,
-		remote: x.ctx.RemoteAddr(), conn: carriedState(x.ctx.Conn())}
+// gatherLine fills l with the request's access line; addr is its backend's,
+// or "none". The client's address is left out when the connection keeps it
+// formatted.
+func (x *exchange) gatherLine(l *accessLine, addr string, d time.Duration) {
+	l.errMsg, l.method, l.path, l.status = x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status
+	l.backend, l.attempts, l.d, l.id, l.idPlain = addr, x.attempts, d, x.id, x.idOurs
 	if x.backend != nil {
-		l.quotedBackend = x.backend.quotedAddr
+		l.backendField = x.backend.accessField
 	}
-	return l
+	l.conn = carriedState(x.ctx.Conn())
+	if l.conn == nil || l.conn.remoteField == nil {
+		l.remote = x.ctx.RemoteAddr()
+	}
 }
 
 // accessLine is what an access line tells of a request.
@@ -135,17 +144,17 @@ type accessLine struct {
 	backend      string
 	attempts     int
 	d            time.Duration
-	id           string
-	remote       net.Addr
+	id           []byte
+	remote       net.Addr // nil when conn has it formatted
 
-	// What saves AccessLog escaping text it knows: the backend's address
-	// quoted once, when it joined; whether id is the balancer's own, which
-	// needs no escaping.
-	quotedBackend []byte
-	idPlain       bool
-	// conn, when not nil, is the state of the client's connection, which
-	// keeps its address as the line shows it (clientState.quotedRemote).
-	conn *clientState
+	// What spares AccessLog formatting what it has formatted before: the
+	// backend's field (backendField), whether id is the balancer's own,
+	// which needs no escaping, and conn, when not nil, the state of the
+	// client's connection, which keeps the line's remote field
+	// (clientState.remoteField).
+	backendField []byte
+	idPlain      bool
+	conn         *clientState
 }
 
 // logAccess writes one access line; ev is nil when the level is off.
@@ -160,7 +169,7 @@ func logAccess(ev *zerolog.Event, l *accessLine) {
 	var ms [24]byte
 	ev.Bytes("method", l.method).Bytes("path", l.path).Int("status", l.status).
 		Str("backend", l.backend).Int("attempts", l.attempts).RawJSON("duration_ms", appendMillis(ms[:0], l.d)).
-		Str("request_id", l.id).Bytes("remote", appendAddr(rb[:0], l.remote)).Msg("request")
+		Bytes("request_id", l.id).Bytes("remote", appendAddr(rb[:0], l.remote)).Msg("request")
 }
 
 // appendMillis writes d as a JSON number of milliseconds to the microsecond:
@@ -202,11 +211,11 @@ func (p *Proxy) fail(x *exchange, status int, msg string, cause error) {
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType("application/json")
 	resp.Header.Set("Cache-Control", "no-store")
-	resp.Header.Set("X-Request-Id", x.id)
+	resp.Header.SetCanonical([]byte(canonicalRequestID), x.id)
 	if status == fasthttp.StatusServiceUnavailable {
 		resp.Header.Set("Retry-After", strconv.Itoa(int((p.cfg.RetryAfter+time.Second-1)/time.Second)))
 	}
-	body, _ := json.Marshal(errorBody{Error: msg, RequestID: x.id})
+	body, _ := json.Marshal(errorBody{Error: msg, RequestID: string(x.id)})
 	resp.SetBodyRaw(append(body, '\n'))
 	x.finish()
 }

@@ -55,11 +55,9 @@ func newProxy(cfg *Config, set *backendSet, m *metrics, logger zerolog.Logger, o
 	return p
 }
 
-func (p *Proxy) newID() string {
-	var b [32]byte
-	out := append(b[:0], p.idPrefix...)
-	out = strconv.AppendUint(out, p.idSeq.Add(1), 16)
-	return string(out)
+// appendID appends a new request id: the process's prefix and a count.
+func (p *Proxy) appendID(dst []byte) []byte {
+	return strconv.AppendUint(append(dst, p.idPrefix...), p.idSeq.Add(1), 16)
 }
 
 // Handle is the fasthttp request handler.
@@ -74,10 +72,11 @@ func (p *Proxy) Handle(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Request.Header
 	x.names = scanHeaderNames(h, p.trust.key)
 	if x.names&hasRequestID != 0 {
-		x.id = string(h.PeekCanonical([]byte(canonicalRequestID)))
+		// A copy: the header's buffer is the server's.
+		x.id = append(x.idBuf[:0], h.PeekCanonical([]byte(canonicalRequestID))...)
 	}
-	if x.id == "" {
-		x.id, x.idOurs = p.newID(), true
+	if len(x.id) == 0 {
+		x.id, x.idOurs = p.appendID(x.idBuf[:0]), true
 	}
 	if !p.checkRequest(x) {
 		return

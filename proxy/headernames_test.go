@@ -129,7 +129,7 @@ func TestScanHeaderNames(t *testing.T) {
 func TestNewIDPlain(t *testing.T) {
 	p := newProxy(&Config{}, nil, nil, zerolog.Nop(), nil)
 	for range 1000 {
-		if id := p.newID(); id == "" || plainPrefix(id) != len(id) || strings.ContainsAny(id, `"\`) {
+		if id := string(p.appendID(nil)); id == "" || plainPrefix(id) != len(id) || strings.ContainsAny(id, `"\`) {
 			t.Fatalf("id %q needs escaping", id)
 		}
 	}

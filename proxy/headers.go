@@ -30,7 +30,7 @@ func (p *Proxy) outbound(x *exchange, out *fasthttp.Request, upgrade bool) {
 	var scratch [256]byte
 	remote := x.ctx.RemoteAddr()
 	setForwarded(&out.Header, in, x.names, remote, p.trust.proto(in, remote), scratch[:0])
-	out.Header.SetCanonical([]byte(canonicalRequestID), []byte(x.id))
+	out.Header.SetCanonical([]byte(canonicalRequestID), x.id)
 	p.trust.setSecret(&out.Header, x.names&hasSecretHeader != 0)
 }
 

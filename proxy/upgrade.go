@@ -69,7 +69,7 @@ func (p *Proxy) switchProtocols(x *exchange, b *Backend, conn net.Conn, out *fas
 		// Refused: relay the answer as it is, then drop the connection.
 		resp.Header.ResetConnectionClose()
 		stripResponseHopByHop(&resp.Header)
-		resp.Header.Set("X-Request-Id", x.id)
+		resp.Header.SetCanonical([]byte(canonicalRequestID), x.id)
 		err := resp.ReadBody(br, 1<<20)
 		conn.Close()
 		if err != nil {
