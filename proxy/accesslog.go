@@ -26,11 +26,10 @@ import (
 // the client's are kept formatted, and the end of the line with its time
 // serves a whole millisecond.
 type AccessLog struct {
-	lw         *LogWriter
-	head       []byte // {"level":"info" and the logger's context fields
-	headMethod []byte // head and the method's key and opening quote
-	pathKey    []byte // the path's key, between quotes
-	layout     string
+	lw     *LogWriter
+	head   []byte               // {"level":"info" and the logger's context fields
+	starts [nLineMethods][]byte // head, a method, the path's key
+	layout string
 	// msCache: the layout shows nothing finer than the millisecond, so
 	// one formatted line end serves a whole millisecond (stamp).
 	msCache bool
@@ -68,8 +67,9 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 		a.head = appendJSONString(append(a.head, ','), fields[i])
 		a.head = appendJSONString(append(a.head, ':'), fields[i+1])
 	}
-	a.headMethod = append(slices.Clip(a.head), `,"method":"`...)
-	a.pathKey = []byte(`","path":"`)
+	for i, m := range lineMethods() {
+		a.starts[i] = append(appendJSONString(append(slices.Clip(a.head), `,"method":`...), m), `,"path":"`...)
+	}
 	a.timeKey = append(appendJSONString(append(a.timeKey, ','), zerolog.TimestampFieldName), `:"`...)
 	a.tail = appendJSONString(append(a.tail, ','), zerolog.MessageFieldName)
 	a.tail = append(appendJSONString(append(a.tail, ':'), "request"), "}\n"...)
@@ -99,39 +99,66 @@ func (a *AccessLog) write(t time.Time, l *accessLine) {
 	_ = a.lw.appended()
 }
 
-// plainLine writes l's line at the start of dst, when none of its texts
-// needs escaping, its numbers are the usual ones (a status of three
-// digits, one attempt), and dst has room. It returns false, having written
-// nothing that counts, otherwise.
+// plainLine writes l's line at the start of dst, when its method is one of
+// lineMethods, none of its texts needs escaping, its numbers are the usual
+// ones (a status of three digits, one attempt), and dst has room. It
+// returns false, having written nothing that counts, otherwise.
 //
-// The line is gathered as pieces and copied in one loop: a copy written
-// out takes more bytes of code than an iteration, and the code's size,
-// more than the number of its instructions, is what a line costs.
+// The line is copied in eight pieces, most of them kept formatted: the
+// line's start up to the path, for each method (a.starts); the backend's
+// field with its attempt; the connection's remote field; the millisecond's
+// line end. A line's cost is mostly the code it runs, as the request's
+// code is several times the size of the CPU's first-level instruction
+// cache; the fewer pieces, the less code.
 func (a *AccessLog) plainLine(dst []byte, l *accessLine, remote, end []byte) (int, bool) {
+	start := a.start(l.method)
+	path, backend, id := l.path, l.backendField, l.id
 	status := uint(l.status)
-	if l.errMsg != "" || l.backendField == nil || l.attempts != 1 || status-100 > 899 ||
-		!plainText(l.method) || !plainText(l.path) || !l.idPlain && !plainText(l.id) {
+	if start == nil || l.errMsg != "" || backend == nil || l.attempts != 1 || status-100 > 899 ||
+		!plainText(path) || !l.idPlain && !plainText(id) {
 		return 0, false
 	}
-	statusField := [...]byte{'"', ',', '"', 's', 't', 'a', 't', 'u', 's', '"', ':',
-		byte('0' + status/100), byte('0' + status/10%10), byte('0' + status%10)}
-	var millis [48]byte
-	n := putMillis(millis[:], l.d)
-	n += copy(millis[n:], `,"request_id":"`)
-	pieces := [...][]byte{a.headMethod, l.method, a.pathKey, l.path, statusField[:], l.backendField,
-		millis[:n], l.id, remote, end}
-	size := 0
-	for _, p := range pieces {
-		size += len(p)
-	}
-	if size > len(dst) {
+	const statusLen = len(`","status":200`)
+	const room = statusLen + 20 + len(`.000,"request_id":"`)
+	if len(dst) < len(start)+len(path)+len(backend)+len(id)+len(remote)+len(end)+room {
 		return 0, false
 	}
-	i := 0
-	for _, p := range pieces {
-		i += copy(dst[i:], p)
+	i := copy(dst, start)
+	i += copy(dst[i:], path)
+	st := dst[i : i+statusLen]
+	copy(st, `","status":`)
+	st[statusLen-3], st[statusLen-2], st[statusLen-1] = byte('0'+status/100), byte('0'+status/10%10), byte('0'+status%10)
+	i += statusLen
+	i += copy(dst[i:], backend)
+	i += putMillis(dst[i:], l.d)
+	i += copy(dst[i:], `,"request_id":"`)
+	i += copy(dst[i:], id)
+	i += copy(dst[i:], remote)
+	return i + copy(dst[i:], end), true
+}
+
+// lineMethods are the methods whose lines' starts an AccessLog keeps, in
+// the order of start's cases.
+func lineMethods() [nLineMethods]string { return [...]string{"GET", "POST", "PUT", "DELETE", "HEAD"} }
+
+const nLineMethods = 5
+
+// start is the start of a line for method, up to its path, or nil when
+// method is not one of lineMethods.
+func (a *AccessLog) start(method []byte) []byte {
+	switch string(method) {
+	case "GET":
+		return a.starts[0]
+	case "POST":
+		return a.starts[1]
+	case "PUT":
+		return a.starts[2]
+	case "DELETE":
+		return a.starts[3]
+	case "HEAD":
+		return a.starts[4]
 	}
-	return i, true
+	return nil
 }
 
 // putMillis writes d at the start of dst, in milliseconds to the

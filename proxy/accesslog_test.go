@@ -86,8 +86,8 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
 	}
 	// Lines of printable ASCII, which the short path takes but for a quote
-	// or a backslash, or attempts other than one; with any duration, even
-	// a negative one.
+	// or a backslash, a method it keeps no start for, or attempts other
+	// than one; with any duration, even a negative one.
 	printable := func() string {
 		b := make([]byte, rng.IntN(40))
 		for i := range b {
@@ -96,7 +96,12 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 		return string(b)
 	}
 	for i := range 1000 {
-		cases = append(cases, accessCase{method: printable(), path: printable(), backend: printable(), id: printable(),
+		methods := lineMethods()
+		method := printable()
+		if k := rng.IntN(len(methods) + 1); k < len(methods) {
+			method = methods[k]
+		}
+		cases = append(cases, accessCase{method: method, path: printable(), backend: printable(), id: printable(),
 			status: 100 + rng.IntN(900), attempts: rng.IntN(3), d: time.Duration(rng.Int64N(1<<62) - 1<<61),
 			remote: []net.Addr{remote4, remote6, remote7}[i%3]})
 	}
@@ -183,23 +188,33 @@ func TestPlainLine(t *testing.T) {
 	if !ok || string(buf[:n]) != want {
 		t.Fatalf("short path: %v %q, want %q", ok, buf[:n], want)
 	}
+	for _, m := range lineMethods() {
+		l := base
+		l.method = []byte(m)
+		n, ok := a.plainLine(buf, &l, remote, end)
+		if want := string(a.appendLine(nil, &l, remote, end)); !ok || string(buf[:n]) != want {
+			t.Fatalf("%s: %v %q, want %q", m, ok, buf[:n], want)
+		}
+	}
 	for size := range n {
 		if _, ok := a.plainLine(buf[:size], &base, remote, end); ok {
 			t.Fatalf("a line of %d bytes written in %d", n, size)
 		}
 	}
 	for name, change := range map[string]func(l *accessLine){
-		"error":       func(l *accessLine) { l.errMsg = "x" },
-		"no backend":  func(l *accessLine) { l.backendField = nil },
-		"method":      func(l *accessLine) { l.method = []byte(`G"T`) },
-		"path":        func(l *accessLine) { l.path = []byte("/a\nb") },
-		"path utf-8":  func(l *accessLine) { l.path = []byte("/é") },
-		"id":          func(l *accessLine) { l.id = []byte(`a\b`) },
-		"status":      func(l *accessLine) { l.status = -1 },
-		"status 99":   func(l *accessLine) { l.status = 99 },
-		"status 1000": func(l *accessLine) { l.status = 1000 },
-		"attempts 0":  func(l *accessLine) { l.attempts = 0 },
-		"attempts 2":  func(l *accessLine) { l.attempts = 2 },
+		"error":        func(l *accessLine) { l.errMsg = "x" },
+		"no backend":   func(l *accessLine) { l.backendField = nil },
+		"method":       func(l *accessLine) { l.method = []byte(`G"T`) },
+		"other method": func(l *accessLine) { l.method = []byte("PATCH") },
+		"lower case":   func(l *accessLine) { l.method = []byte("get") },
+		"path":         func(l *accessLine) { l.path = []byte("/a\nb") },
+		"path utf-8":   func(l *accessLine) { l.path = []byte("/é") },
+		"id":           func(l *accessLine) { l.id = []byte(`a\b`) },
+		"status":       func(l *accessLine) { l.status = -1 },
+		"status 99":    func(l *accessLine) { l.status = 99 },
+		"status 1000":  func(l *accessLine) { l.status = 1000 },
+		"attempts 0":   func(l *accessLine) { l.attempts = 0 },
+		"attempts 2":   func(l *accessLine) { l.attempts = 2 },
 	} {
 		l := base
 		change(&l)
