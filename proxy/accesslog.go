@@ -20,11 +20,14 @@ import (
 //
 // What is left of a line's cost is mostly the instruction cache: a
 // request's code is several times the size of the CPU's first-level cache,
-// so every line of code the log runs is fetched again for each request. A
-// line whose texts need no escaping, the usual one, is therefore copied in
-// a few pieces by one short function (plainLine): the backend's field and
-// the client's are kept formatted, and the end of the line with its time
-// serves a whole millisecond.
+// so every line of code the log runs on the request's path is fetched again
+// for each request. So the request only holds its line's fields in the
+// LogWriter (hold), and the lines are formatted when it writes them out, a
+// batch at a time, with the formatter's code in the cache from one line to
+// the next. A line whose texts need no escaping, the usual one, is copied
+// in a few pieces (plainLine): the backend's field and the client's are
+// kept formatted, and the end of the line with its time serves a whole
+// millisecond.
 type AccessLog struct {
 	lw     *LogWriter
 	head   []byte               // {"level":"info" and the logger's context fields
@@ -85,18 +88,20 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 // before Open.
 func (s *Server) SetAccessLog(a *AccessLog) { s.proxy.access = a }
 
-// write appends one access line, l at time t.
+// write adds one access line, l at time t, to the log: held, to be
+// formatted when the log is written out (LogWriter.hold).
 func (a *AccessLog) write(t time.Time, l *accessLine) {
-	// What may need formatting is formatted before the lock is taken.
-	end, remote := a.lineEnd(t), remoteField(l)
-	b := a.lw.lockBuf()
-	if n, ok := a.plainLine(b[len(b):cap(b)], l, remote, end); ok {
-		b = b[:len(b)+n]
-	} else {
-		b = a.appendLine(b, l, remote, end)
+	a.lw.hold(a, t, l, remoteField(l))
+}
+
+// appendHeld appends the line of a held line l, at time t with the remote
+// field remote.
+func (a *AccessLog) appendHeld(dst []byte, t time.Time, l *accessLine, remote []byte) []byte {
+	end := a.lineEnd(t)
+	if n, ok := a.plainLine(dst[len(dst):cap(dst)], l, remote, end); ok {
+		return dst[:len(dst)+n]
 	}
-	a.lw.buf = b
-	_ = a.lw.appended()
+	return a.appendLine(dst, l, remote, end)
 }
 
 // plainLine writes l's line at the start of dst, when its method is one of
@@ -107,9 +112,7 @@ func (a *AccessLog) write(t time.Time, l *accessLine) {
 // The line is copied in eight pieces, most of them kept formatted: the
 // line's start up to the path, for each method (a.starts); the backend's
 // field with its attempt; the connection's remote field; the millisecond's
-// line end. A line's cost is mostly the code it runs, as the request's
-// code is several times the size of the CPU's first-level instruction
-// cache; the fewer pieces, the less code.
+// line end.
 func (a *AccessLog) plainLine(dst []byte, l *accessLine, remote, end []byte) (int, bool) {
 	start := a.start(l.method)
 	path, backend, id := l.path, l.backendField, l.id

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -371,5 +372,79 @@ func TestAccessLogRemotePerConnection(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("lines by remote %v, want %v\n%s", got, want, out)
+	}
+}
+
+// TestAccessLogHeldInOrder: access lines, held until the write-out, come out
+// whole and in their places among the logger's other lines, each
+// goroutine's in its order, while writes are under way; none is lost once
+// Close returns.
+func TestAccessLogHeldInOrder(t *testing.T) {
+	var out slowBuffer
+	lw := NewLogWriter(&out, time.Millisecond)
+	a := newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
+	log := zerolog.New(lw).With().Str("component", "lb").Logger()
+	const writers, lines = 8, 3000
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn := &clientState{}
+			for i := range lines {
+				if i%3 == 0 {
+					log.Info().Int("w", w).Int("i", i).Msg("other")
+				}
+				path := fmt.Sprintf("/w/%d/%d", w, i)
+				if i%5 == 0 {
+					path += `"` // formatted the general way
+				}
+				l := accessLine{method: []byte("GET"), path: []byte(path), status: 200, backend: "b", backendField: backendField("b"),
+					attempts: 1, id: []byte("id"), idPlain: true, remote: remote, conn: conn}
+				a.write(time.Now(), &l)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]int, writers) // each writer's next event: 2i for its other line, 2i+1 for its access line
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var m struct {
+			Message, Path string
+			W, I          int
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		event := 0
+		switch m.Message {
+		case "other":
+			event = 2 * m.I
+		case "request":
+			if _, err := fmt.Sscanf(m.Path, "/w/%d/%d", &m.W, &m.I); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			event = 2*m.I + 1
+		default:
+			t.Fatalf("line %q", line)
+		}
+		if want := next[m.W]; event != want {
+			t.Fatalf("writer %d: event %d where %d was due: %s", m.W, event, want, line)
+		}
+		next[m.W]++
+		if next[m.W]%2 == 0 && (next[m.W]/2)%3 != 0 {
+			next[m.W]++ // no other line for this i
+		}
+	}
+	for w, n := range next {
+		if n != 2*lines {
+			t.Fatalf("writer %d: stopped at event %d of %d", w, n, 2*lines)
+		}
+	}
+	if out.writes.Load() < 2 {
+		t.Fatalf("%d writes: the size limit never wrote", out.writes.Load())
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"slices"
 	"sync"
 	"time"
 )
@@ -14,20 +15,54 @@ import (
 // line: the write system call happens under wmu, after the full buffer was
 // swapped for the spare one. A write under mu would park every goroutine
 // that logs meanwhile, and each park and wake-up costs more than the line.
+//
+// An AccessLog's lines are not even formatted on the request's path: the
+// request holds its line's fields (hold), and they are formatted when the
+// buffer is written out, a batch at a time, outside mu (see AccessLog).
 type LogWriter struct {
-	mu  sync.Mutex
-	buf []byte // lines not yet handed to a write
+	mu   sync.Mutex
+	buf  []byte    // lines not yet handed to a write
+	held heldLines // access lines not yet formatted, which go into buf
 
 	// wmu: one write at a time, in the order the buffers were taken. It is
 	// taken while holding mu, never the other way round.
-	wmu   sync.Mutex
-	w     io.Writer
-	spare []byte // under wmu: the buffer the last write gave back
+	wmu       sync.Mutex
+	w         io.Writer
+	spare     []byte    // under wmu: the buffer the last write gave back
+	spareHeld heldLines // under wmu: the held lines the last write gave back
+	out       []byte    // under wmu: where held lines are formatted
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
+
+// heldLines are access lines held for formatting, in order.
+type heldLines struct {
+	lines []heldLine
+	text  []byte // the lines' methods, paths and ids, copied from the requests
+	size  int    // about what the lines take formatted
+}
+
+// heldLine is what an access line tells (accessLine), held for formatting:
+// its method, path and id are in heldLines.text from textAt on. It keeps
+// few pointers, as each costs code where the line is stored.
+type heldLine struct {
+	at                                int // where in the buffer's text the line goes
+	a                                 *AccessLog
+	t                                 time.Time
+	d                                 time.Duration
+	status, attempts                  int
+	idPlain                           bool
+	textAt, methodLen, pathLen, idLen int
+	errMsg, backend                   string
+	backendField, remote              []byte // remote: the line's remote field (remoteField)
+}
+
+// heldLineSize is about what a held line takes formatted besides its
+// method, path and id (fields, keys, two addresses, the time), a little
+// more rather than less: the batch's buffer is grown by it ahead.
+const heldLineSize = 320
 
 // logWriterSize is the size past which a line's writer writes the buffer out
 // itself rather than leave it to the flusher.
@@ -64,58 +99,93 @@ func (l *LogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// lockBuf takes mu and returns the buffer, for a caller that appends a
-// whole line to it in place and hands it back to appended.
-func (l *LogWriter) lockBuf() []byte {
+// hold adds an access line to be formatted by a at the next write-out.
+func (l *LogWriter) hold(a *AccessLog, t time.Time, line *accessLine, remote []byte) {
 	l.mu.Lock()
-	return l.buf
+	h := &l.held
+	textAt := len(h.text)
+	h.text = append(append(append(h.text, line.method...), line.path...), line.id...)
+	h.lines = append(h.lines, heldLine{at: len(l.buf), a: a, t: t, d: line.d, status: line.status, attempts: line.attempts,
+		idPlain: line.idPlain, textAt: textAt, methodLen: len(line.method), pathLen: len(line.path), idLen: len(line.id),
+		errMsg: line.errMsg, backend: line.backend, backendField: line.backendField, remote: remote})
+	h.size += len(h.text) - textAt + heldLineSize
+	_ = l.appended()
 }
 
 // appended ends an append under mu: it releases mu, once the buffer is
 // written out if it is full.
 func (l *LogWriter) appended() error {
-	if len(l.buf) < logWriterSize {
+	n := len(l.buf) + l.held.size
+	if n < logWriterSize {
 		l.mu.Unlock()
 		return nil
 	}
 	// Full: write it out, unless a write is under way, which has the
 	// flusher's or another line's buffer; this one waits its turn, growing
 	// meanwhile, up to four times the size, past which lines wait.
-	if len(l.buf) < 4*logWriterSize && !l.wmu.TryLock() {
+	if n < 4*logWriterSize && !l.wmu.TryLock() {
 		l.mu.Unlock()
 		return nil
 	}
-	if len(l.buf) >= 4*logWriterSize {
+	if n >= 4*logWriterSize {
 		l.wmu.Lock()
 	}
 	return l.writeOut()
 }
 
-// writeOut is called with mu and wmu held; it swaps the buffer, releases
-// mu, writes, and releases wmu. Taking wmu before releasing mu keeps the
+// writeOut is called with mu and wmu held; it swaps the buffer and the held
+// lines, releases mu, formats the held lines into the buffer's text,
+// writes, and releases wmu. Taking wmu before releasing mu keeps the
 // buffers' writes in the order their lines came.
 func (l *LogWriter) writeOut() error {
-	full := l.buf
+	full, held := l.buf, l.held
 	l.buf, l.spare = l.spare[:0], nil
 	if l.buf == nil {
 		l.buf = make([]byte, 0, logWriterSize)
 	}
+	l.held, l.spareHeld = l.spareHeld, heldLines{}
 	l.mu.Unlock()
 	defer l.wmu.Unlock()
+	out := full
+	if len(held.lines) > 0 {
+		out = held.format(l.out[:0], full)
+	}
 	var err error
-	if len(full) > 0 {
-		_, err = l.w.Write(full)
+	if len(out) > 0 {
+		_, err = l.w.Write(out)
+	}
+	if len(held.lines) > 0 && cap(out) <= 4*logWriterSize {
+		l.out = out[:0]
 	}
 	if cap(full) <= 4*logWriterSize {
 		l.spare = full[:0]
 	}
+	clear(held.lines) // what they point to may go
+	l.spareHeld = heldLines{lines: held.lines[:0], text: held.text[:0]}
 	return err
+}
+
+// format appends text with the held lines formatted at their places.
+func (h *heldLines) format(dst, text []byte) []byte {
+	dst = slices.Grow(dst, len(text)+h.size)
+	prev := 0
+	for i := range h.lines {
+		hl := &h.lines[i]
+		dst = append(dst, text[prev:hl.at]...)
+		prev = hl.at
+		t := h.text[hl.textAt:]
+		line := accessLine{errMsg: hl.errMsg, method: t[:hl.methodLen], path: t[hl.methodLen : hl.methodLen+hl.pathLen],
+			status: hl.status, backend: hl.backend, attempts: hl.attempts, d: hl.d,
+			id: t[hl.methodLen+hl.pathLen : hl.methodLen+hl.pathLen+hl.idLen], backendField: hl.backendField, idPlain: hl.idPlain}
+		dst = hl.a.appendHeld(dst, hl.t, &line, hl.remote)
+	}
+	return append(dst, text[prev:]...)
 }
 
 // Flush writes what is buffered.
 func (l *LogWriter) Flush() error {
 	l.mu.Lock()
-	if len(l.buf) == 0 {
+	if len(l.buf) == 0 && len(l.held.lines) == 0 {
 		l.mu.Unlock()
 		return nil
 	}
