@@ -153,7 +153,7 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 		}
 		logAccess(zlog.Info(), &l)
 		if l.conn != nil && l.conn.remoteField != nil {
-			l.remote = nil // as gatherLine leaves it
+			l.remote = nil // as finish leaves it
 		}
 		a.write(time.Now(), &l)
 	}

@@ -105,35 +105,31 @@ func (x *exchange) finish() {
 	p.metrics.observe(x.backend, addr, x.status, d)
 	// The line is gathered only when it will be written: with the log
 	// below info, this is every request's path.
+	var ev *zerolog.Event
 	if p.access == nil {
-		if ev := p.log.Info(); ev != nil {
-			var line accessLine
-			x.gatherLine(&line, addr, d)
-			if line.remote == nil {
-				line.remote = x.ctx.RemoteAddr()
-			}
-			logAccess(ev, &line)
+		if ev = p.log.Info(); ev == nil {
+			return
 		}
-	} else if p.log.GetLevel() <= zerolog.InfoLevel && zerolog.GlobalLevel() <= zerolog.InfoLevel {
-		var line accessLine
-		x.gatherLine(&line, addr, d)
-		p.access.write(end, &line)
+	} else if p.log.GetLevel() > zerolog.InfoLevel || zerolog.GlobalLevel() > zerolog.InfoLevel {
+		return
 	}
-}
-
-// gatherLine fills l with the request's access line; addr is its backend's,
-// or "none". The client's address is left out when the connection keeps it
-// formatted.
-func (x *exchange) gatherLine(l *accessLine, addr string, d time.Duration) {
-	l.errMsg, l.method, l.path, l.status = x.errMsg, x.ctx.Method(), x.ctx.Path(), x.status
-	l.backend, l.attempts, l.d, l.id, l.idPlain = addr, x.attempts, d, x.id, x.idOurs
+	// Built here, in finish's frame: filled in by another function through
+	// a pointer, each of its pointers would cost a write barrier's code.
+	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status, backend: addr,
+		attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs, conn: carriedState(x.ctx.Conn())}
 	if x.backend != nil {
-		l.backendField = x.backend.accessField
+		line.backendField = x.backend.accessField
 	}
-	l.conn = carriedState(x.ctx.Conn())
-	if l.conn == nil || l.conn.remoteField == nil {
-		l.remote = x.ctx.RemoteAddr()
+	// The client's address, unless the connection keeps it formatted for
+	// AccessLog.
+	if ev != nil || line.conn == nil || line.conn.remoteField == nil {
+		line.remote = x.ctx.RemoteAddr()
 	}
+	if ev != nil {
+		logAccess(ev, &line)
+		return
+	}
+	p.access.write(end, &line)
 }
 
 // accessLine is what an access line tells of a request.
