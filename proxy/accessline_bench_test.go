@@ -16,7 +16,7 @@ import (
 // `posterctl lb` writes it off a terminal in JSON.
 func BenchmarkAccessLine(b *testing.B) {
 	line := accessLine{method: []byte("GET"), path: []byte("/api/posts/1"), status: 200, backend: "127.0.0.1:40001",
-		attempts: 1, d: 1234 * time.Microsecond, id: []byte("0123456789abcdef0123456789abcdef"),
+		backendField: backendField("127.0.0.1:40001"), idPlain: true, attempts: 1, d: 1234 * time.Microsecond, id: []byte("0123456789abcdef0123456789abcdef"),
 		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}, conn: &clientState{}}
 	for _, lvl := range []zerolog.Level{zerolog.InfoLevel, zerolog.WarnLevel} {
 		name := map[zerolog.Level]string{zerolog.InfoLevel: "on", zerolog.WarnLevel: "off"}[lvl]
