@@ -118,7 +118,7 @@ func (a *AccessLog) plainLine(dst []byte, l *accessLine, remote, end []byte) (in
 	path, backend, id := l.path, l.backendField, l.id
 	status := uint(l.status)
 	if start == nil || l.errMsg != "" || backend == nil || l.attempts != 1 || status-100 > 899 ||
-		!plainText(path) || !l.idPlain && !plainText(id) {
+		plainPrefix(path) != len(path) || !l.idPlain && plainPrefix(id) != len(id) {
 		return 0, false
 	}
 	const statusLen = len(`","status":200`)
@@ -164,10 +164,11 @@ func (a *AccessLog) start(method []byte) []byte {
 	return nil
 }
 
-// putMillis writes d at the start of dst, in milliseconds to the
-// microsecond, as appendMillis does, and returns the length written; dst
-// has room for any d.
+// putMillis writes d at the start of dst, as a JSON number of milliseconds
+// to the microsecond, and returns the length written; dst has room for any
+// d (maxMillisLen).
 func putMillis(dst []byte, d time.Duration) int {
+	dst = dst[:maxMillisLen]
 	us := uint64(max(d.Microseconds(), 0))
 	ms := us / 1000
 	n := 1
@@ -182,16 +183,6 @@ func putMillis(dst []byte, d time.Duration) int {
 	d4 := dst[n : n+4]
 	d4[0], d4[1], d4[2], d4[3] = '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10)
 	return n + 4
-}
-
-// plainText reports whether s goes into a JSON string as it is.
-func plainText[S ~string | ~[]byte](s S) bool {
-	for i := range len(s) {
-		if jsonPlain[s[i]] != 'y' {
-			return false
-		}
-	}
-	return true
 }
 
 // appendLine appends l's line whatever its texts: escaped as zerolog

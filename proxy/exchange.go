@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -168,15 +169,16 @@ func logAccess(ev *zerolog.Event, l *accessLine) {
 		Bytes("request_id", l.id).Bytes("remote", appendAddr(rb[:0], l.remote)).Msg("request")
 }
 
-// appendMillis writes d as a JSON number of milliseconds to the microsecond:
-// zerolog's Dur goes through a general float formatter, a good part of the
-// access line's cost.
+// appendMillis appends d as putMillis writes it: zerolog's Dur goes through
+// a general float formatter, a good part of the access line's cost.
 func appendMillis(dst []byte, d time.Duration) []byte {
-	us := max(d.Microseconds(), 0)
-	dst = strconv.AppendInt(dst, us/1000, 10)
-	frac := us % 1000
-	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
+	dst = slices.Grow(dst, maxMillisLen)
+	return dst[:len(dst)+putMillis(dst[len(dst):len(dst)+maxMillisLen], d)]
 }
+
+// maxMillisLen is the longest duration putMillis writes: 20 digits of
+// milliseconds and four characters of fraction.
+const maxMillisLen = 24
 
 // appendAddr formats a client address as net.Addr's String does, without
 // allocating for the usual TCP address.
