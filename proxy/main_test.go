@@ -139,18 +139,6 @@ func testBackend(t testing.TB, name string, handler http.HandlerFunc) *httptest.
 
 func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// deadAddr is a loopback address nothing listens on.
-func deadAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // newClient returns a client whose idle connections are closed at cleanup
 // (goleak would otherwise see their goroutines).
 func newClient(t testing.TB) *http.Client {
