@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -21,10 +22,11 @@ import (
 // What is left of a line's cost is mostly the instruction cache: a
 // request's code is several times the size of the CPU's first-level cache,
 // so every line of code the log runs on the request's path is fetched again
-// for each request. So the request only holds its line's fields in the
-// LogWriter (hold), and the lines are formatted when it writes them out, a
-// batch at a time, with the formatter's code in the cache from one line to
-// the next. A line whose texts need no escaping, the usual one, is copied
+// for each request. So the request only holds its line in the LogWriter
+// (hold): its exchange, which tells most of the line, with the few bytes
+// that the connection's next request would overwrite copied out. The lines
+// are formatted when the LogWriter writes them out, a batch at a time, with
+// the formatter's code in the cache from one line to the next. A line whose texts need no escaping, the usual one, is copied
 // in a few pieces (plainLine): the backend's field and the client's are
 // kept formatted, and the end of the line with its time serves a whole
 // millisecond.
@@ -64,6 +66,12 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 		return nil
 	}
 	a := &AccessLog{lw: lw, layout: layout}
+	if lw != nil {
+		if lw.access != nil {
+			panic("proxy: a LogWriter formats the lines of one AccessLog")
+		}
+		lw.access = a
+	}
 	a.head = appendJSONString(append(a.head, '{'), zerolog.LevelFieldName)
 	a.head = appendJSONString(append(a.head, ':'), zerolog.LevelFieldMarshalFunc(zerolog.InfoLevel))
 	for i := 0; i+1 < len(fields); i += 2 {
@@ -88,10 +96,36 @@ func newAccessLog(lw *LogWriter, layout string, fields ...string) *AccessLog {
 // before Open.
 func (s *Server) SetAccessLog(a *AccessLog) { s.proxy.access = a }
 
-// write adds one access line, l at time t, to the log: held, to be
-// formatted when the log is written out (LogWriter.hold).
-func (a *AccessLog) write(t time.Time, l *accessLine) {
-	a.lw.hold(a, t, l, remoteField(l))
+// hold holds x's access line, for a request that ended at t, in the log,
+// to be formatted when the log is written out (see LogWriter). It is the
+// only code the log runs on a request's path, so it only copies what the
+// connection's next request would overwrite, in one function: each call
+// there costs its code's cache lines too. The rest of the line is in x,
+// which waits in the log until then.
+func (a *AccessLog) hold(x *exchange, t time.Time) {
+	x.end = t
+	method, path := x.ctx.Request.Header.Method(), x.ctx.Path()
+	conn := carriedState(x.ctx.Conn())
+	var remote []byte
+	if conn != nil {
+		remote = conn.remoteField
+	}
+	if remote == nil {
+		remote = remoteField(conn, x.ctx)
+	}
+	l := a.lw
+	l.mu.Lock()
+	h := &l.held
+	textAt := len(h.text)
+	h.text = append(append(h.text, method...), path...)
+	h.lines = append(h.lines, heldLine{x: x, remote: remote, errMsg: x.errMsg, at: len(l.buf), textAt: textAt,
+		methodLen: int32(len(method)), pathLen: int32(len(path)), status: int32(x.status)})
+	h.size += len(h.text) - textAt + len(x.id) + heldLineSize
+	if len(l.buf)+h.size < logWriterSize { // appended's usual case, without the call
+		l.mu.Unlock()
+		return
+	}
+	_ = l.appended()
 }
 
 // appendHeld appends the line of a held line l, at time t with the remote
@@ -202,18 +236,18 @@ func (a *AccessLog) appendLine(b []byte, l *accessLine, remote, end []byte) []by
 	return append(append(b, remote[1:]...), end...)
 }
 
-// remoteField is the client's address as the line's remote field, after
-// the quote that ends the request id before it. It comes from the
-// connection's state when it has it there, and stays there for the
-// connection's next lines.
-func remoteField(l *accessLine) []byte {
-	if l.conn != nil && l.conn.remoteField != nil {
-		return l.conn.remoteField
+// remoteField is a line's remote field, after the quote that ends the
+// request id before it, for a request from client. The connection's
+// state conn, when there is one, keeps it formatted from the connection's
+// first line on.
+func remoteField(conn *clientState, client interface{ RemoteAddr() net.Addr }) []byte {
+	if conn != nil && conn.remoteField != nil {
+		return conn.remoteField
 	}
 	var rb [64]byte
-	f := appendJSONString([]byte(`","remote":`), appendAddr(rb[:0], l.remote))
-	if l.conn != nil {
-		l.conn.remoteField = f
+	f := appendJSONString([]byte(`","remote":`), appendAddr(rb[:0], client.RemoteAddr()))
+	if conn != nil {
+		conn.remoteField = f
 	}
 	return f
 }

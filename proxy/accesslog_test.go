@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
 // syncBuffer is a bytes.Buffer a LogWriter's flusher may write to while
@@ -130,32 +131,34 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	defer zlw.Close()
 	defer alw.Close()
 	zlog := zerolog.New(zlw).With().Timestamp().Str("component", "lb").Logger()
-	layout := zerolog.TimeFieldFormat
-	a := newAccessLog(alw, layout, "component", "lb")
-	// Half the lines come through connections that keep their address
-	// quoted, as the server's do: the first line of each formats it.
-	conns := map[net.Addr]*clientState{}
+	a := newAccessLog(alw, zerolog.TimeFieldFormat, "component", "lb")
+	p = lineProxy(zerolog.New(alw), a)
+	conns := map[net.Addr]*limitedConn{}
 	for i, c := range cases {
-		l := accessLine{errMsg: c.errMsg, method: []byte(c.method), path: []byte(c.path), status: c.status, backend: c.backend,
-			attempts: c.attempts, d: c.d, id: []byte(c.id), remote: c.remote}
-		// Two lines of three have their backend's field made ahead, as a
-		// Backend keeps it, which the short path needs, and an id that
-		// needs no escaping said to be plain, as the balancer's own are.
+		// Two lines of three have a backend, whose field the short path
+		// needs, and an id that needs no escaping said to be the
+		// balancer's own; the third have none ("none").
+		var b *Backend
 		if i%3 != 0 {
-			l.backendField = backendField(c.backend)
-			l.idPlain = plainPrefix(c.id) == len(c.id) && !strings.ContainsAny(c.id, `"\`)
+			b = NewBackend(c.backend, 0)
 		}
+		// Half the lines come over connections that keep the remote
+		// field, as the server's do: the first line of each formats it.
+		var conn *limitedConn
 		if i%2 == 1 {
 			if conns[c.remote] == nil {
-				conns[c.remote] = &clientState{}
+				conns[c.remote] = &limitedConn{}
 			}
-			l.conn = conns[c.remote]
+			conn = conns[c.remote]
 		}
-		logAccess(zlog.Info(), &l)
-		if l.conn != nil && l.conn.remoteField != nil {
-			l.remote = nil // as finish leaves it
-		}
-		a.write(time.Now(), &l)
+		x := exchangeFor(p, c.method, c.path, c.remote, conn)
+		x.errMsg, x.status, x.attempts, x.backend, x.id = c.errMsg, c.status, c.attempts, b, []byte(c.id)
+		x.idOurs = b != nil && plainPrefix(c.id) == len(c.id) && !strings.ContainsAny(c.id, `"\`)
+		// As finish writes it, through the logger or the access log.
+		line := x.line(x.ctx.Method(), x.ctx.Path(), x.status, x.errMsg, c.d)
+		line.remote = c.remote
+		logAccess(zlog.Info(), &line)
+		a.hold(x, x.start.Add(c.d))
 	}
 	zlw.Flush()
 	alw.Flush()
@@ -174,6 +177,39 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 	}
 }
 
+// lineProxy is a Proxy that writes its access lines through log, or
+// through a when it is not nil.
+func lineProxy(log zerolog.Logger, a *AccessLog) *Proxy {
+	p := newProxy(&Config{}, nil, newMetrics(func() []*Backend { return nil }), log, nil)
+	p.access = a
+	return p
+}
+
+// exchangeFor is an exchange of p's, as the handler starts it, for a
+// request method path from the client at remote; over conn when it is not
+// nil, a connection of the limiter's, which keeps the line's remote field.
+func exchangeFor(p *Proxy, method, path string, remote net.Addr, conn *limitedConn) *exchange {
+	ctx := &fasthttp.RequestCtx{}
+	if conn != nil {
+		conn.Conn = addrConn{remote: remote}
+		ctx.Init2(conn, nil, false)
+	} else {
+		ctx.Init(&fasthttp.Request{}, remote, nil)
+	}
+	ctx.Request.Header.SetMethod(method)
+	ctx.URI().SetPath(path)
+	return &exchange{p: p, ctx: ctx, start: time.Now()}
+}
+
+// addrConn is a connection that tells its client's address and nothing
+// more.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+
 // TestPlainLine: the short path writes the usual line as the general one
 // does, and leaves to it every line it could get wrong, and a buffer
 // without room for the line.
@@ -182,7 +218,7 @@ func TestPlainLine(t *testing.T) {
 	base := accessLine{method: []byte("GET"), path: []byte("/api/posts"), status: 200, backend: "127.0.0.1:40001",
 		backendField: backendField("127.0.0.1:40001"), attempts: 1, d: 1234567 * time.Nanosecond, id: []byte("0123abcd"),
 		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}}
-	remote, end := remoteField(&base), a.lineEnd(time.Now())
+	remote, end := remoteField(nil, addrConn{remote: base.remote}), a.lineEnd(time.Now())
 	want := string(a.appendLine(nil, &base, remote, end))
 	buf := make([]byte, 1024)
 	n, ok := a.plainLine(buf, &base, remote, end)
@@ -382,16 +418,17 @@ func TestAccessLogRemotePerConnection(t *testing.T) {
 func TestAccessLogHeldInOrder(t *testing.T) {
 	var out slowBuffer
 	lw := NewLogWriter(&out, time.Millisecond)
-	a := newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
 	log := zerolog.New(lw).With().Str("component", "lb").Logger()
+	p := lineProxy(log, newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb"))
 	const writers, lines = 8, 3000
 	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}
+	b := NewBackend("b", 0)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn := &clientState{}
+			conn := &limitedConn{}
 			for i := range lines {
 				if i%3 == 0 {
 					log.Info().Int("w", w).Int("i", i).Msg("other")
@@ -400,9 +437,9 @@ func TestAccessLogHeldInOrder(t *testing.T) {
 				if i%5 == 0 {
 					path += `"` // formatted the general way
 				}
-				l := accessLine{method: []byte("GET"), path: []byte(path), status: 200, backend: "b", backendField: backendField("b"),
-					attempts: 1, id: []byte("id"), idPlain: true, remote: remote, conn: conn}
-				a.write(time.Now(), &l)
+				x := exchangeFor(p, "GET", path, remote, conn)
+				x.status, x.backend, x.attempts, x.id, x.idOurs = 200, b, 1, []byte("id"), true
+				x.finish()
 			}
 		}()
 	}
@@ -446,5 +483,31 @@ func TestAccessLogHeldInOrder(t *testing.T) {
 	}
 	if out.writes.Load() < 2 {
 		t.Fatalf("%d writes: the size limit never wrote", out.writes.Load())
+	}
+}
+
+// TestAccessLogHeldLineKept: a held line tells the request as it was when
+// its line was held, whatever is done to its exchange until the write-out,
+// and whatever the connection's next request puts in the server's buffers.
+func TestAccessLogHeldLineKept(t *testing.T) {
+	var out syncBuffer
+	lw := NewLogWriter(&out, time.Hour)
+	a := newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
+	p := lineProxy(zerolog.New(lw), a)
+	x := exchangeFor(p, "GET", "/first", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}, &limitedConn{})
+	x.status, x.backend, x.attempts, x.id, x.idOurs = 200, NewBackend("127.0.0.1:40001", 0), 1, []byte("id-1"), true
+	x.finish()
+	x.status, x.errMsg = 502, "changed after the line was held"
+	x.ctx.Request.Header.SetMethod("POST")
+	x.ctx.URI().SetPath("/second")
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out.String()), &m); err != nil {
+		t.Fatalf("line %q: %v", out.String(), err)
+	}
+	if m["method"] != "GET" || m["path"] != "/first" || m["status"] != float64(200) || m["error"] != nil {
+		t.Fatalf("line %s", out.String())
 	}
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // exchange follows one client request through its attempts and, for a
-// streamed response, to the end of the response.
+// streamed response, to the end of the response. With an access log, it
+// outlives the request: it waits in the log until its line is formatted
+// (AccessLog.hold), so exchanges are not reused.
 type exchange struct {
 	p        *Proxy
 	ctx      *fasthttp.RequestCtx
@@ -106,31 +108,29 @@ func (x *exchange) finish() {
 	p.metrics.observe(x.backend, addr, x.status, d)
 	// The line is gathered only when it will be written: with the log
 	// below info, this is every request's path.
-	var ev *zerolog.Event
-	if p.access == nil {
-		if ev = p.log.Info(); ev == nil {
+	if a := p.access; a != nil {
+		if p.log.GetLevel() > zerolog.InfoLevel || zerolog.GlobalLevel() > zerolog.InfoLevel {
 			return
 		}
-	} else if p.log.GetLevel() > zerolog.InfoLevel || zerolog.GlobalLevel() > zerolog.InfoLevel {
+		a.hold(x, end)
 		return
 	}
-	// Built here, in finish's frame: filled in by another function through
-	// a pointer, each of its pointers would cost a write barrier's code.
-	line := accessLine{errMsg: x.errMsg, method: x.ctx.Method(), path: x.ctx.Path(), status: x.status, backend: addr,
-		attempts: x.attempts, d: d, id: x.id, idPlain: x.idOurs, conn: carriedState(x.ctx.Conn())}
-	if x.backend != nil {
-		line.backendField = x.backend.accessField
-	}
-	// The client's address, unless the connection keeps it formatted for
-	// AccessLog.
-	if ev != nil || line.conn == nil || line.conn.remoteField == nil {
+	if ev := p.log.Info(); ev != nil {
+		line := x.line(x.ctx.Method(), x.ctx.Path(), x.status, x.errMsg, d)
 		line.remote = x.ctx.RemoteAddr()
-	}
-	if ev != nil {
 		logAccess(ev, &line)
-		return
 	}
-	p.access.write(end, &line)
+}
+
+// line is x's access line, for a request method path answered with
+// status and errMsg after d.
+func (x *exchange) line(method, path []byte, status int, errMsg string, d time.Duration) accessLine {
+	l := accessLine{errMsg: errMsg, method: method, path: path, status: status, backend: "none", attempts: x.attempts,
+		d: d, id: x.id, idPlain: x.idOurs}
+	if x.backend != nil {
+		l.backend, l.backendField = x.backend.addr, x.backend.accessField
+	}
+	return l
 }
 
 // accessLine is what an access line tells of a request.
@@ -142,16 +142,13 @@ type accessLine struct {
 	attempts     int
 	d            time.Duration
 	id           []byte
-	remote       net.Addr // nil when conn has it formatted
+	remote       net.Addr // for logAccess; AccessLog's lines come with their remote field formatted
 
 	// What spares AccessLog formatting what it has formatted before: the
-	// backend's field (backendField), whether id is the balancer's own,
-	// which needs no escaping, and conn, when not nil, the state of the
-	// client's connection, which keeps the line's remote field
-	// (clientState.remoteField).
+	// backend's field (backendField), and whether id is the balancer's
+	// own, which needs no escaping.
 	backendField []byte
 	idPlain      bool
-	conn         *clientState
 }
 
 // logAccess writes one access line; ev is nil when the level is off.

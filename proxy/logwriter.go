@@ -17,8 +17,9 @@ import (
 // that logs meanwhile, and each park and wake-up costs more than the line.
 //
 // An AccessLog's lines are not even formatted on the request's path: the
-// request holds its line's fields (hold), and they are formatted when the
+// request holds its line (AccessLog.hold), which is formatted when the
 // buffer is written out, a batch at a time, outside mu (see AccessLog).
+// A LogWriter formats the lines of one AccessLog, the one made on it.
 type LogWriter struct {
 	mu   sync.Mutex
 	buf  []byte    // lines not yet handed to a write
@@ -32,6 +33,8 @@ type LogWriter struct {
 	spareHeld heldLines // under wmu: the held lines the last write gave back
 	out       []byte    // under wmu: where held lines are formatted
 
+	access *AccessLog // what formats the held lines; set by newAccessLog
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -40,23 +43,24 @@ type LogWriter struct {
 // heldLines are access lines held for formatting, in order.
 type heldLines struct {
 	lines []heldLine
-	text  []byte // the lines' methods, paths and ids, copied from the requests
+	text  []byte // the lines' methods and paths, copied from the requests
 	size  int    // about what the lines take formatted
 }
 
-// heldLine is what an access line tells (accessLine), held for formatting:
-// its method, path and id are in heldLines.text from textAt on. It keeps
-// few pointers, as each costs code where the line is stored.
+// heldLine is an access line held for formatting: the exchange whose line
+// it is, which tells most of it, and what the exchange's request no longer
+// keeps once the connection's next request reuses the server's buffers:
+// the method and the path, in heldLines.text from textAt on, and the
+// remote field. The status and the error are copied too, so that nothing
+// done to the exchange after its line was held can change the line.
 type heldLine struct {
-	at                                int // where in the buffer's text the line goes
-	a                                 *AccessLog
-	t                                 time.Time
-	d                                 time.Duration
-	status, attempts                  int
-	idPlain                           bool
-	textAt, methodLen, pathLen, idLen int
-	errMsg, backend                   string
-	backendField, remote              []byte // remote: the line's remote field (remoteField)
+	x                  *exchange
+	remote             []byte
+	errMsg             string
+	at                 int // where in the buffer's text the line goes
+	textAt             int
+	methodLen, pathLen int32
+	status             int32
 }
 
 // heldLineSize is about what a held line takes formatted besides its
@@ -99,19 +103,6 @@ func (l *LogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hold adds an access line to be formatted by a at the next write-out.
-func (l *LogWriter) hold(a *AccessLog, t time.Time, line *accessLine, remote []byte) {
-	l.mu.Lock()
-	h := &l.held
-	textAt := len(h.text)
-	h.text = append(append(append(h.text, line.method...), line.path...), line.id...)
-	h.lines = append(h.lines, heldLine{at: len(l.buf), a: a, t: t, d: line.d, status: line.status, attempts: line.attempts,
-		idPlain: line.idPlain, textAt: textAt, methodLen: len(line.method), pathLen: len(line.path), idLen: len(line.id),
-		errMsg: line.errMsg, backend: line.backend, backendField: line.backendField, remote: remote})
-	h.size += len(h.text) - textAt + heldLineSize
-	_ = l.appended()
-}
-
 // appended ends an append under mu: it releases mu, once the buffer is
 // written out if it is full.
 func (l *LogWriter) appended() error {
@@ -148,7 +139,7 @@ func (l *LogWriter) writeOut() error {
 	defer l.wmu.Unlock()
 	out := full
 	if len(held.lines) > 0 {
-		out = held.format(l.out[:0], full)
+		out = held.format(l.access, l.out[:0], full)
 	}
 	var err error
 	if len(out) > 0 {
@@ -160,13 +151,13 @@ func (l *LogWriter) writeOut() error {
 	if cap(full) <= 4*logWriterSize {
 		l.spare = full[:0]
 	}
-	clear(held.lines) // what they point to may go
+	clear(held.lines) // the exchanges may go
 	l.spareHeld = heldLines{lines: held.lines[:0], text: held.text[:0]}
 	return err
 }
 
-// format appends text with the held lines formatted at their places.
-func (h *heldLines) format(dst, text []byte) []byte {
+// format appends text with the held lines formatted by a at their places.
+func (h *heldLines) format(a *AccessLog, dst, text []byte) []byte {
 	dst = slices.Grow(dst, len(text)+h.size)
 	prev := 0
 	for i := range h.lines {
@@ -174,10 +165,9 @@ func (h *heldLines) format(dst, text []byte) []byte {
 		dst = append(dst, text[prev:hl.at]...)
 		prev = hl.at
 		t := h.text[hl.textAt:]
-		line := accessLine{errMsg: hl.errMsg, method: t[:hl.methodLen], path: t[hl.methodLen : hl.methodLen+hl.pathLen],
-			status: hl.status, backend: hl.backend, attempts: hl.attempts, d: hl.d,
-			id: t[hl.methodLen+hl.pathLen : hl.methodLen+hl.pathLen+hl.idLen], backendField: hl.backendField, idPlain: hl.idPlain}
-		dst = hl.a.appendHeld(dst, hl.t, &line, hl.remote)
+		x := hl.x
+		line := x.line(t[:hl.methodLen], t[hl.methodLen:hl.methodLen+hl.pathLen], int(hl.status), hl.errMsg, x.end.Sub(x.start))
+		dst = a.appendHeld(dst, x.end, &line, hl.remote)
 	}
 	return append(dst, text[prev:]...)
 }
