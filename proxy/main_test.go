@@ -59,10 +59,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// logBuffer collects log lines from concurrent writers.
+// logBuffer collects log lines from concurrent writers, through lw when it
+// is set, as `posterctl lb` writes its log.
 type logBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	lw  *LogWriter
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
@@ -73,6 +75,9 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 
 // lines returns the JSON log lines whose message is msg.
 func (l *logBuffer) lines(msg string) []map[string]any {
+	if l.lw != nil {
+		_ = l.lw.Flush()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []map[string]any
@@ -86,20 +91,25 @@ func (l *logBuffer) lines(msg string) []map[string]any {
 }
 
 // startLB runs a balancer on free ports in this process; cfg's zero fields
-// take their defaults.
+// take their defaults. It logs as `posterctl lb` does off a terminal: JSON
+// through a LogWriter, access lines through an AccessLog.
 func startLB(t testing.TB, cfg Config, backends ...string) (*Server, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
+	logs.lw = NewLogWriter(logs, 10*time.Millisecond)
 	cfg.Listen, cfg.HealthListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Backends = backends
 	if cfg.AdminToken == "" {
 		cfg.AdminToken = testAdminToken
 	}
-	s, err := NewServer(cfg, zerolog.New(logs), nil)
+	s, err := NewServer(cfg, zerolog.New(logs.lw), nil)
 	if err != nil {
+		logs.lw.Close()
 		t.Fatalf("new server: %v", err)
 	}
+	s.SetAccessLog(NewAccessLog(logs.lw))
 	if err := s.Open(); err != nil {
+		logs.lw.Close()
 		t.Fatalf("open: %v", err)
 	}
 	t.Cleanup(func() {
@@ -108,6 +118,7 @@ func startLB(t testing.TB, cfg Config, backends ...string) (*Server, *logBuffer)
 		if err := s.Close(ctx); err != nil {
 			t.Errorf("close: %v", err)
 		}
+		logs.lw.Close()
 	})
 	return s, logs
 }
