@@ -26,10 +26,10 @@ import (
 // (hold): its exchange, which tells most of the line, with the few bytes
 // that the connection's next request would overwrite copied out. The lines
 // are formatted when the LogWriter writes them out, a batch at a time, with
-// the formatter's code in the cache from one line to the next. A line whose texts need no escaping, the usual one, is copied
-// in a few pieces (plainLine): the backend's field and the client's are
-// kept formatted, and the end of the line with its time serves a whole
-// millisecond.
+// the formatter's code in the cache from one line to the next. A line whose
+// texts need no escaping, the usual one, is copied in a few pieces
+// (plainLine): the backend's field and the client's are kept formatted,
+// and the end of the line with its time serves a whole millisecond.
 type AccessLog struct {
 	lw     *LogWriter
 	head   []byte               // {"level":"info" and the logger's context fields
