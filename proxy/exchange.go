@@ -18,6 +18,12 @@ import (
 // streamed response, to the end of the response. With an access log, it
 // outlives the request: it waits in the log until its line is formatted
 // (AccessLog.hold), so exchanges are not reused.
+//
+// Every request allocates one, and its 208 bytes fill a size class of Go's
+// allocator: a field more moves every request to a larger class (with 150
+// bytes more, callgrind counted 2% more instructions per request, all in
+// garbage collection), which is why the access log's copies of the
+// request's method and path are kept in the LogWriter, not here.
 type exchange struct {
 	p        *Proxy
 	ctx      *fasthttp.RequestCtx
