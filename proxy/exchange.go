@@ -21,8 +21,8 @@ import (
 //
 // Every request allocates one, and its 208 bytes fill a size class of Go's
 // allocator: a field more moves every request to a larger class (with 128
-// bytes more, callgrind counted 2% more instructions per request, nearly all in
-// garbage collection), which is why the access log's copies of the
+// bytes more, callgrind counted 2% more instructions per request, nearly
+// all in garbage collection), which is why the access log's copies of the
 // request's method and path are kept in the LogWriter, not here.
 type exchange struct {
 	p        *Proxy
