@@ -65,7 +65,7 @@ func BenchmarkLoadBalancer(b *testing.B) {
 	// run shows what a change is worth through the machine's noise.
 	base := os.Getenv("POSTERCTL_BENCH_BASELINE_BIN")
 	// A balancer's runs with and without its log sit side by side, so
-	// each slice measures the pair back to back (see logCost).
+	// each slice measures the pair back to back (see logCostDiffs).
 	for _, m := range modes {
 		targets = append(targets, lbTarget("lb"+m.suffix, bin, m.on))
 	}
@@ -222,23 +222,28 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 		}
 	}
 	for _, name := range []string{"lb", "lb-base", "nginx", "haproxy"} {
-		cost, ok := logCost(res, targets, name)
+		diffs, ok := logCostDiffs(res, targets, name)
 		if !ok {
 			continue
 		}
+		cost := medianOf(diffs)
 		b.ReportMetric(cost, name+"-log-cost-µs/req")
-		fmt.Fprintf(&sb, "\n  %s access log costs %+.2f µs/req of proxy cpu", name, cost)
+		// The spread shows how far one run's median can be trusted: the
+		// same build's figure moves by a few tenths of a µs between runs.
+		q1, q3 := quartilesOf(diffs)
+		fmt.Fprintf(&sb, "\n  %s access log costs %+.2f µs/req of proxy cpu (slices' differences: quartiles %+.2f and %+.2f)",
+			name, cost, q1, q3)
 	}
 	return sb.String()
 }
 
-// logCost is what name's access log adds to its CPU per request: the
-// median, over the slices, of the difference between its runs with and
-// without the log in that slice. The two run back to back in every slice,
-// so a neighbour's burst that spoils one slice weighs on both sides of
-// its difference, and one bad slice cannot move the median; a difference
-// of the two medians would carry the noise of both.
-func logCost(res []loadResult, targets []*benchTarget, name string) (float64, bool) {
+// logCostDiffs are what name's access log adds to its CPU per request,
+// slice by slice: the difference between its runs with and without the log
+// in that slice. The two run back to back in every slice, so a neighbour's
+// burst that spoils one slice weighs on both sides of its difference; the
+// log's cost is their median, which one bad slice cannot move, where a
+// difference of the two medians would carry the noise of both.
+func logCostDiffs(res []loadResult, targets []*benchTarget, name string) ([]float64, bool) {
 	on, off := -1, -1
 	for k, t := range targets {
 		switch t.name {
@@ -249,13 +254,13 @@ func logCost(res []loadResult, targets []*benchTarget, name string) (float64, bo
 		}
 	}
 	if on < 0 || off < 0 || len(res[on].cpuS) == 0 || len(res[on].cpuS) != len(res[off].cpuS) {
-		return 0, false
+		return nil, false
 	}
 	diffs := make([]float64, len(res[on].cpuS))
 	for s := range diffs {
 		diffs[s] = res[on].cpuS[s] - res[off].cpuS[s]
 	}
-	return medianOf(diffs), true
+	return diffs, true
 }
 
 // benchTarget is one address the load generator measures; cpu, when set,
@@ -345,7 +350,7 @@ func (r *loadResult) add(s loadResult) {
 }
 
 // medianOf is the median of xs, which it leaves in their order: the
-// per-slice figures pair up by index (logCost).
+// per-slice figures pair up by index (logCostDiffs).
 func medianOf(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -355,6 +360,13 @@ func medianOf(xs []float64) float64 {
 		return xs[len(xs)/2]
 	}
 	return (xs[len(xs)/2-1] + xs[len(xs)/2]) / 2
+}
+
+// quartilesOf is the lower and upper quartile of xs, which it leaves in
+// their order.
+func quartilesOf(xs []float64) (float64, float64) {
+	xs = slices.Sorted(slices.Values(xs))
+	return xs[len(xs)/4], xs[len(xs)-1-len(xs)/4]
 }
 
 func (r loadResult) summary() loadResult {
