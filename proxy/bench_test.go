@@ -26,9 +26,9 @@ import (
 // 512-byte body. Backends and balancers are separate processes (the backends
 // are this test binary re-run as helpers, the balancer is the built posterctl
 // binary, logging its access lines to a file as under the supervisor). The
-// targets take turns in slices, in a rotating order, so a neighbour's load on
-// this shared machine weighs on all alike; the ratios are taken from the same
-// run.
+// targets take turns in slices, in a rotating order (sliceOrder), so a
+// neighbour's load on this shared machine weighs on all alike; the ratios
+// are taken from the same run.
 //
 // The load generator shares the two cores with everything it measures, so
 // its own cost per request is printed too. POSTERCTL_BENCH_LOADGEN=wrk
@@ -153,8 +153,7 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 	res := make([]loadResult, len(targets))
 	per := max(1, b.N/slices)
 	for s := range slices {
-		for i := range targets {
-			k := (i + s) % len(targets)
+		for _, k := range sliceOrder(targets, s) {
 			t := targets[k]
 			cpu0 := 0.0
 			if t.cpu != nil {
@@ -235,6 +234,26 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 			name, cost, q1, q3)
 	}
 	return sb.String()
+}
+
+// sliceOrder is the order in which slice s measures the targets: turned
+// by s, so that no target always runs first or after the same one, and
+// with a balancer's runs with and without its log swapped in every other
+// slice, so that neither side of a pair (logCostDiffs) always runs first.
+func sliceOrder(targets []*benchTarget, s int) []int {
+	order := make([]int, len(targets))
+	for i := range order {
+		order[i] = (i + s) % len(targets)
+	}
+	if s%2 == 1 {
+		for i := 0; i+1 < len(order); i++ {
+			if targets[order[i+1]].name == targets[order[i]].name+"-nolog" {
+				order[i], order[i+1] = order[i+1], order[i]
+				i++
+			}
+		}
+	}
+	return order
 }
 
 // logCostDiffs are what name's access log adds to its CPU per request,
