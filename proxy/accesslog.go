@@ -108,10 +108,10 @@ func (a *AccessLog) hold(x *exchange, t time.Time) {
 	conn := carriedState(x.ctx.Conn())
 	var remote []byte
 	if conn != nil {
-		remote = conn.remoteField
+		remote = conn.remoteField // from the connection's first line on
 	}
 	if remote == nil {
-		remote = remoteField(conn, x.ctx)
+		remote = newRemoteField(conn, x.ctx)
 	}
 	l := a.lw
 	l.mu.Lock()
@@ -236,14 +236,10 @@ func (a *AccessLog) appendLine(b []byte, l *accessLine, remote, end []byte) []by
 	return append(append(b, remote[1:]...), end...)
 }
 
-// remoteField is a line's remote field, after the quote that ends the
-// request id before it, for a request from client. The connection's
-// state conn, when there is one, keeps it formatted from the connection's
-// first line on.
-func remoteField(conn *clientState, client interface{ RemoteAddr() net.Addr }) []byte {
-	if conn != nil && conn.remoteField != nil {
-		return conn.remoteField
-	}
+// newRemoteField formats a line's remote field, after the quote that ends
+// the request id before it, for a request from client. The connection's
+// state conn, when there is one, keeps it for the connection's next lines.
+func newRemoteField(conn *clientState, client interface{ RemoteAddr() net.Addr }) []byte {
 	var rb [64]byte
 	f := appendJSONString([]byte(`","remote":`), appendAddr(rb[:0], client.RemoteAddr()))
 	if conn != nil {

@@ -218,7 +218,7 @@ func TestPlainLine(t *testing.T) {
 	base := accessLine{method: []byte("GET"), path: []byte("/api/posts"), status: 200, backend: "127.0.0.1:40001",
 		backendField: backendField("127.0.0.1:40001"), attempts: 1, d: 1234567 * time.Nanosecond, id: []byte("0123abcd"),
 		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}}
-	remote, end := remoteField(nil, addrConn{remote: base.remote}), a.lineEnd(time.Now())
+	remote, end := newRemoteField(nil, addrConn{remote: base.remote}), a.lineEnd(time.Now())
 	want := string(a.appendLine(nil, &base, remote, end))
 	buf := make([]byte, 1024)
 	n, ok := a.plainLine(buf, &base, remote, end)
