@@ -61,9 +61,8 @@ func BenchmarkAccessLine(b *testing.B) {
 	// Two goroutines at once, as on the balancer's two Ps, each with some
 	// work between its lines, as a request has: on one LogWriter
 	// ("shared") and on one each ("apart"). The difference is what the
-	// two cores cost each other when they log to one LogWriter: parks on
-	// its lock, if any (see LogWriter; count them with /usr/bin/time -v).
-	// Run with -cpu 2 or more.
+	// LogWriter's state costs when it moves from core to core (see
+	// LogWriter); run with -cpu 2 or more.
 	for _, shared := range []bool{true, false} {
 		b.Run(map[bool]string{true: "shared", false: "apart"}[shared], func(b *testing.B) {
 			newProxy := func() *Proxy {
