@@ -3,7 +3,6 @@ package proxy
 import (
 	"io"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,49 +57,4 @@ func BenchmarkAccessLine(b *testing.B) {
 			i++
 		}
 	})
-	// Two goroutines at once, as on the balancer's two Ps, each with some
-	// work between its lines, as a request has: on one LogWriter
-	// ("shared") and on one each ("apart"). The difference is what the
-	// LogWriter's state costs when it moves from core to core (see
-	// LogWriter); run with -cpu 2 or more.
-	for _, shared := range []bool{true, false} {
-		b.Run(map[bool]string{true: "shared", false: "apart"}[shared], func(b *testing.B) {
-			newProxy := func() *Proxy {
-				lw := NewLogWriter(io.Discard, 100*time.Millisecond)
-				b.Cleanup(func() { lw.Close() })
-				return lineProxy(zerolog.New(lw), newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb"))
-			}
-			var p *Proxy
-			if shared {
-				p = newProxy()
-			}
-			b.SetParallelism(1)
-			b.RunParallel(func(pb *testing.PB) {
-				p := p
-				if p == nil {
-					p = newProxy()
-				}
-				xs := make([]*exchange, 1024) // more than a write-out holds, as above
-				conn := &limitedConn{}
-				for i := range xs {
-					x := exchangeFor(p, "GET", string(line.path), line.remote, conn)
-					x.status, x.backend, x.attempts, x.id, x.idOurs = line.status, NewBackend(line.backend, 0), line.attempts, line.id, true
-					xs[i] = x
-				}
-				work := uint64(0)
-				for i := 0; pb.Next(); i++ {
-					for k := range 10000 { // about 10 µs
-						work = work*31 + uint64(k)
-					}
-					x := xs[i%len(xs)]
-					x.start = time.Now()
-					p.access.hold(x, x.start)
-				}
-				benchSink.Add(work)
-			})
-		})
-	}
 }
-
-// benchSink keeps the benchmarks' busy work from being optimized away.
-var benchSink atomic.Uint64

@@ -114,27 +114,18 @@ func (a *AccessLog) hold(x *exchange, t time.Time) {
 		remote = newRemoteField(conn, x.ctx)
 	}
 	l := a.lw
-	h := l.shard()
+	l.mu.Lock()
+	h := &l.held
 	textAt := len(h.text)
 	h.text = append(append(h.text, method...), path...)
-	lines := append(h.lines, heldLine{x: x, remote: remote, errMsg: x.errMsg, end: int64(t.Sub(l.epoch)), textAt: textAt,
+	h.lines = append(h.lines, heldLine{x: x, remote: remote, errMsg: x.errMsg, at: len(l.buf), textAt: textAt,
 		methodLen: int32(len(method)), pathLen: int32(len(path)), status: int32(x.status)})
-	// A request that ended before the last one held here (its goroutine
-	// was stopped between the clock and the shard) goes before it: the
-	// shard's lines stay in the order of their ends (takeShards).
-	for i := len(lines) - 1; i > 0 && lines[i-1].end > lines[i].end; i-- {
-		lines[i-1], lines[i] = lines[i], lines[i-1]
-	}
-	h.lines = lines
 	h.size += len(h.text) - textAt + len(x.id) + heldLineSize
-	full := h.size >= shardSize
-	h.mu.Unlock()
-	l.pool.Put(h)
-	if full {
-		l.mu.Lock()
-		l.takeShards()
-		_ = l.appended()
+	if len(l.buf)+h.size < logWriterSize { // appended's usual case, without the call
+		l.mu.Unlock()
+		return
 	}
+	_ = l.appended()
 }
 
 // appendHeld appends the line of a held line l, at time t with the remote

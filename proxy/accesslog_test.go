@@ -8,8 +8,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
-	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,11 +158,7 @@ func TestAccessLogMatchesZerolog(t *testing.T) {
 		line := x.line(x.ctx.Method(), x.ctx.Path(), x.status, x.errMsg, c.d)
 		line.remote = c.remote
 		logAccess(zlog.Info(), &line)
-		// The log puts its lines in the order of their ends, as the
-		// clock gives them: a line ends after the one before it.
-		end := x.start.Add(time.Duration(i))
-		x.start = end.Add(-c.d)
-		a.hold(x, end)
+		a.hold(x, x.start.Add(c.d))
 	}
 	zlw.Flush()
 	alw.Flush()
@@ -489,106 +483,6 @@ func TestAccessLogHeldInOrder(t *testing.T) {
 	}
 	if out.writes.Load() < 2 {
 		t.Fatalf("%d writes: the size limit never wrote", out.writes.Load())
-	}
-}
-
-// TestAccessLogLinesInOrderOfEnds: lines held at once by several
-// goroutines, in shards of their Ps, come out in the order of their
-// requests' ends, even where a goroutine holds a line that ended before
-// the one it held last.
-func TestAccessLogLinesInOrderOfEnds(t *testing.T) {
-	var out syncBuffer
-	lw := NewLogWriter(&out, time.Hour)
-	p := lineProxy(zerolog.New(lw), newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb"))
-	// Few enough lines that no shard fills: one take has them all.
-	const writers, lines = 4, 15
-	ranks := rand.Perm(writers * lines) // line k of writer w ends ranks[w*lines+k] µs after base
-	base := time.Now()
-	b := NewBackend("b", 0)
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range lines {
-				rank := ranks[w*lines+k]
-				x := exchangeFor(p, "GET", "/"+strconv.Itoa(rank), &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}, nil)
-				x.status, x.backend, x.attempts, x.id, x.idOurs = 200, b, 1, []byte("id"), true
-				end := base.Add(time.Duration(rank) * time.Microsecond)
-				x.start = end
-				p.access.hold(x, end)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := lw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
-		var m struct{ Path string }
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		got = append(got, m.Path)
-	}
-	want := make([]string, writers*lines)
-	for i := range want {
-		want[i] = "/" + strconv.Itoa(i)
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("paths in the order\n%v\nwant\n%v", got, want)
-	}
-}
-
-// TestAccessLogShardsRetire: a shard that holds nothing for a few takes
-// leaves the LogWriter, and comes back when it holds a line again; a line
-// held in a shard that the pool dropped in a garbage collection still
-// comes out.
-func TestAccessLogShardsRetire(t *testing.T) {
-	var out syncBuffer
-	lw := NewLogWriter(&out, time.Hour)
-	p := lineProxy(zerolog.New(lw), newAccessLog(lw, "2006-01-02T15:04:05.000Z07:00", "component", "lb"))
-	b := NewBackend("b", 0)
-	hold := func(path string) {
-		x := exchangeFor(p, "GET", path, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}, nil)
-		x.status, x.backend, x.attempts, x.id, x.idOurs = 200, b, 1, []byte("id"), true
-		p.access.hold(x, time.Now())
-	}
-	shards := func() int {
-		lw.mu.Lock()
-		defer lw.mu.Unlock()
-		return len(lw.shards)
-	}
-	hold("/first")
-	runtime.GC() // the pool keeps what it drops at one collection until the next
-	runtime.GC()
-	if err := lw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), `"path":"/first"`) {
-		t.Fatalf("the line held before two collections is lost: %q", out.String())
-	}
-	if shards() == 0 {
-		t.Fatal("no shard left after the take that found the line")
-	}
-	for range idleTakes {
-		if err := lw.Flush(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := shards(); n != 0 {
-		t.Fatalf("%d shards left after %d empty takes", n, idleTakes)
-	}
-	hold("/second")
-	if n := shards(); n == 0 {
-		t.Fatal("a line held in no shard that the LogWriter takes")
-	}
-	if err := lw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), `"path":"/second"`) {
-		t.Fatalf("the line held in a retired shard is lost: %q", out.String())
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // cost one write system call per request, a tenth of the balancer's CPU.
 // Lines wait in memory for at most the flush interval; Close writes the rest.
 //
-// Every goroutine that logs appends under mu, so mu is held only to copy a
+// Every request goroutine appends under mu, so mu is held only to copy a
 // line: the write system call happens under wmu, after the full buffer was
 // swapped for the spare one. A write under mu would park every goroutine
 // that logs meanwhile, and each park and wake-up costs more than the line.
@@ -20,22 +20,10 @@ import (
 // request holds its line (AccessLog.hold), which is formatted when the
 // buffer is written out, a batch at a time, outside mu (see AccessLog).
 // A LogWriter formats the lines of one AccessLog, the one made on it.
-//
-// Nor does a request take mu: it holds its line in a shard of its P's
-// (shards), from a sync.Pool, which keeps one at hand per P. Lines from
-// both cores into one buffer under one lock cost each request about 0.4 µs
-// of CPU on a 2-core machine, as the lock's and the buffer's cache lines
-// went from core to core; a shard's stay on their core. The shards are
-// emptied into held, under mu and in the order of their requests' ends
-// (takeShards), when one is full, before any other line is written, and
-// when the flusher writes out.
 type LogWriter struct {
-	mu     sync.Mutex
-	buf    []byte       // lines not yet handed to a write
-	held   heldLines    // access lines not yet formatted, which go into buf
-	shards []*heldShard // every shard that may hold lines, none retired
-	pool   sync.Pool    // *heldShard
-	epoch  time.Time    // what held lines' times are counted from
+	mu   sync.Mutex
+	buf  []byte    // lines not yet handed to a write
+	held heldLines // access lines not yet formatted, which go into buf
 
 	// wmu: one write at a time, in the order the buffers were taken. It is
 	// taken while holding mu, never the other way round.
@@ -52,7 +40,7 @@ type LogWriter struct {
 	once sync.Once
 }
 
-// heldLines are access lines held for formatting.
+// heldLines are access lines held for formatting, in order.
 type heldLines struct {
 	lines []heldLine
 	text  []byte // the lines' methods and paths, copied from the requests
@@ -69,105 +57,10 @@ type heldLine struct {
 	x                  *exchange
 	remote             []byte
 	errMsg             string
-	at                 int   // where in the buffer's text the line goes
-	end                int64 // the request's end, in ns from the LogWriter's epoch
+	at                 int // where in the buffer's text the line goes
 	textAt             int
 	methodLen, pathLen int32
 	status             int32
-}
-
-// heldShard holds the access lines of the requests of one P, mostly: a
-// goroutine takes it from the pool, and it goes back to the pool of the P
-// the goroutine is on when it is done with it.
-type heldShard struct {
-	mu sync.Mutex
-	heldLines
-	// retired, under mu and the LogWriter's mu: no longer in its shards,
-	// after being found empty at idleTakes takes in a row. The pool drops
-	// what no P used for two garbage collections; the LogWriter must not
-	// keep those shards forever. Who takes a retired shard from the pool
-	// puts it back in the shards before holding a line in it.
-	retired bool
-	idle    int // under the LogWriter's mu: takes in a row that found it empty
-	// next and base, takeShards's for its merge: the next line to take,
-	// and where the shard's text went in held's.
-	next, base int
-	_          [64]byte // so that two shards' mutexes never share a cache line
-}
-
-// idleTakes is how many takes in a row must find a shard empty before it
-// is retired: a few flush intervals.
-const idleTakes = 4
-
-// shard returns a shard to hold a line in, locked: unlock it and give it
-// back to the pool once the line is in.
-func (l *LogWriter) shard() *heldShard {
-	s, _ := l.pool.Get().(*heldShard)
-	if s == nil {
-		s = &heldShard{retired: true}
-	}
-	s.mu.Lock()
-	if s.retired {
-		s.mu.Unlock()
-		l.mu.Lock()
-		s.mu.Lock()
-		s.retired, s.idle = false, 0
-		l.shards = append(l.shards, s)
-		l.mu.Unlock()
-	}
-	return s
-}
-
-// takeShards moves the shards' lines into held, with mu held, in the order
-// of their requests' ends: each shard's lines are in that order (hold),
-// and the shards' are merged. Every shard is locked before any is
-// unlocked, so that the lines taken are all those held before some
-// instant: a goroutine's line cannot be taken while the line it held
-// before, in another shard, waits for the next take.
-func (l *LogWriter) takeShards() {
-	for _, s := range l.shards {
-		s.mu.Lock()
-	}
-	h := &l.held
-	taken := l.shards[:0]
-	for _, s := range l.shards {
-		if len(s.lines) > 0 {
-			s.idle, s.next, s.base = 0, 0, len(h.text)
-			h.text = append(h.text, s.text...)
-			h.size += s.size
-			taken = append(taken, s)
-			continue
-		}
-		if s.idle++; s.idle >= idleTakes {
-			s.retired = true
-			s.mu.Unlock()
-			continue
-		}
-		taken = append(taken, s)
-	}
-	clear(l.shards[len(taken):])
-	l.shards = taken
-	for {
-		var first *heldShard
-		for _, s := range taken {
-			if s.next < len(s.lines) && (first == nil || s.lines[s.next].end < first.lines[first.next].end) {
-				first = s
-			}
-		}
-		if first == nil {
-			break
-		}
-		hl := first.lines[first.next]
-		first.next++
-		hl.textAt += first.base
-		hl.at = len(l.buf)
-		h.lines = append(h.lines, hl)
-	}
-	for _, s := range taken {
-		clear(s.lines) // the exchanges may go
-		s.lines, s.text, s.size = s.lines[:0], s.text[:0], 0
-		s.mu.Unlock()
-	}
 }
 
 // heldLineSize is about what a held line takes formatted besides its
@@ -179,13 +72,9 @@ const heldLineSize = 320
 // itself rather than leave it to the flusher.
 const logWriterSize = 64 << 10
 
-// shardSize is the size at which a shard is taken: with both cores' shards
-// about as full, the buffer is then full (appended).
-const shardSize = logWriterSize / 2
-
 // NewLogWriter starts the flusher; the caller must Close it.
 func NewLogWriter(w io.Writer, every time.Duration) *LogWriter {
-	l := &LogWriter{w: w, buf: make([]byte, 0, logWriterSize), epoch: time.Now(), stop: make(chan struct{})}
+	l := &LogWriter{w: w, buf: make([]byte, 0, logWriterSize), stop: make(chan struct{})}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -207,7 +96,6 @@ func NewLogWriter(w io.Writer, every time.Duration) *LogWriter {
 // whole and in order.
 func (l *LogWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
-	l.takeShards() // the access lines held before this line go before it
 	l.buf = append(l.buf, p...)
 	if err := l.appended(); err != nil {
 		return 0, err
@@ -287,7 +175,6 @@ func (h *heldLines) format(a *AccessLog, dst, text []byte) []byte {
 // Flush writes what is buffered.
 func (l *LogWriter) Flush() error {
 	l.mu.Lock()
-	l.takeShards()
 	if len(l.buf) == 0 && len(l.held.lines) == 0 {
 		l.mu.Unlock()
 		return nil
