@@ -31,11 +31,13 @@ const wrkPath = "/usr/bin/wrk"
 // BenchmarkUp measures the app as deployed: `posterctl up` with two
 // backends and the default logging (the supervisor relays every child's
 // line to its stdout, a file here), on free ports in a temporary run
-// directory, with 50 posts in the store. wrk -t1 -c64 drives, for b.N
+// directory, with 50 posts in the store. wrk -t1 -c64 drives, for about b.N
 // seconds each, GET /api/posts, POST /api/posts with a session cookie, and
 // 9 GETs to 1 POST; it reports req/s, p99, failed requests, "database is
 // locked" lines in the log, and the CPU per request of the supervisor, the
-// LB and the backends, read from /proc.
+// LB and the backends, read from /proc. With a baseline cluster
+// (POSTERCTL_BENCH_BASELINE_BIN), the two take turns: each runs a load in
+// two halves, in the order A B B A.
 //
 //	go test -run '^$' -bench Up -benchtime 5x ./app/integration/
 func BenchmarkUp(b *testing.B) {
@@ -72,55 +74,113 @@ end
 		{"POST_posts", "/api/posts", "post"},
 		{"mixed_9GET_1POST", "/api/posts", "mix"},
 	} {
-		for _, cl := range clusters {
-			var last string // the final round's line, once
-			name := ep.name
-			if len(clusters) > 1 {
-				name += "/" + cl.name
-			}
-			b.Run(name, func(b *testing.B) {
-				procs := cl.procs
-				lua := map[string]string{"post": post(cl.cookie), "mix": mix(cl.cookie)}[ep.script]
-				args := []string{"-t1", "-c64", "-d", strconv.Itoa(b.N) + "s", "--latency", "--timeout", "10s"}
-				if lua != "" {
-					script := filepath.Join(b.TempDir(), "load.lua")
-					if err := os.WriteFile(script, []byte(lua), 0o600); err != nil {
-						b.Fatal(err)
+		var last string // the final round's lines, once
+		b.Run(ep.name, func(b *testing.B) {
+			// Each cluster runs the load twice, in the order A B B A,
+			// half of b.N seconds each (rounded up), so that neither
+			// always runs first or right after the other's load.
+			halfSecs := (b.N + 1) / 2
+			totals := make([]upLoadTotals, len(clusters))
+			for half := range 2 {
+				for k := range clusters {
+					if half == 1 {
+						k = len(clusters) - 1 - k
 					}
-					args = append(args, "-s", script)
+					totals[k].add(runUpLoad(b, clusters[k], ep.path, ep.script, halfSecs, post, mix))
 				}
-				cpu0 := procs.cpu(b)
-				locked0 := countInFile(b, cl.out, "database is locked")
-				w := exec.Command(wrkPath, append(args, cl.url+ep.path)...)
-				var wout bytes.Buffer
-				w.Stdout, w.Stderr = &wout, &wout
-				if err := w.Run(); err != nil {
-					b.Fatalf("wrk: %v\n%s", err, wout.String())
+			}
+			last = ""
+			for k, cl := range clusters {
+				name, unit := ep.name, ""
+				if len(clusters) > 1 {
+					name, unit = name+"/"+cl.name, cl.name+"-"
 				}
-				cpu1 := procs.cpu(b)
-				r, err := parseWrkReport(wout.String())
-				if err != nil {
-					log, _ := os.ReadFile(cl.out)
-					b.Fatalf("wrk: %v\n%s\nthe cluster's last output:\n%s", err, wout.String(), log[max(0, len(log)-8<<10):])
-				}
-				locked := countInFile(b, cl.out, "database is locked") - locked0
-				per := func(i int) float64 {
-					return float64(cpu1[i]-cpu0[i]) / float64(time.Microsecond) / float64(max(1, r.requests))
-				}
-				b.ReportMetric(r.rps, "req/s")
-				b.ReportMetric(float64(r.p99.Microseconds()), "p99-µs")
-				b.ReportMetric(float64(r.errors), "errors")
-				b.ReportMetric(float64(locked), "db-locked-lines")
+				t := totals[k]
+				b.ReportMetric(t.rps(), unit+"req/s")
+				b.ReportMetric(float64(t.p99.Microseconds()), unit+"p99-µs")
+				b.ReportMetric(float64(t.errors), unit+"errors")
+				b.ReportMetric(float64(t.locked), unit+"db-locked-lines")
 				for i, n := range upProcNames {
-					b.ReportMetric(per(i), n+"-cpu-µs/req")
+					b.ReportMetric(t.cpuPerReq(i), unit+n+"-cpu-µs/req")
 				}
-				last = fmt.Sprintf("  %-22s %7.0f req/s  p99 %7.1f ms  errors %d  db-locked lines %d  cpu µs/req: supervisor %.1f  lb %.1f  backends %.1f\n",
-					name, r.rps, float64(r.p99.Microseconds())/1000, r.errors, locked, per(0), per(1), per(2))
-			})
-			sum.WriteString(last)
-		}
+				last += fmt.Sprintf("  %-22s %7.0f req/s  p99 %7.1f ms  errors %d  db-locked lines %d  cpu µs/req: supervisor %.1f  lb %.1f  backends %.1f\n",
+					name, t.rps(), float64(t.p99.Microseconds())/1000, t.errors, t.locked, t.cpuPerReq(0), t.cpuPerReq(1), t.cpuPerReq(2))
+			}
+		})
+		sum.WriteString(last)
 	}
 	fmt.Print(sum.String())
+}
+
+// upLoad is what one wrk run of a load against a cluster measured.
+type upLoad struct {
+	wrk    wrkReport
+	secs   float64         // how long the requests took, from wrk's count and rate
+	cpu    []time.Duration // CPU of each of upProcNames over the run
+	locked int64           // "database is locked" lines the run added to the log
+}
+
+// runUpLoad runs wrk for secs seconds against cl's path, with the Lua
+// script named by script ("post", "mix") or none.
+func runUpLoad(b *testing.B, cl *upCluster, path, script string, secs int, post, mix func(cookie string) string) upLoad {
+	b.Helper()
+	lua := map[string]string{"post": post(cl.cookie), "mix": mix(cl.cookie)}[script]
+	args := []string{"-t1", "-c64", "-d", strconv.Itoa(secs) + "s", "--latency", "--timeout", "10s"}
+	if lua != "" {
+		f := filepath.Join(b.TempDir(), "load.lua")
+		if err := os.WriteFile(f, []byte(lua), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, "-s", f)
+	}
+	cpu0 := cl.procs.cpu(b)
+	locked0 := countInFile(b, cl.out, "database is locked")
+	w := exec.Command(wrkPath, append(args, cl.url+path)...)
+	var wout bytes.Buffer
+	w.Stdout, w.Stderr = &wout, &wout
+	if err := w.Run(); err != nil {
+		b.Fatalf("wrk: %v\n%s", err, wout.String())
+	}
+	cpu1 := cl.procs.cpu(b)
+	r, err := parseWrkReport(wout.String())
+	if err != nil {
+		log, _ := os.ReadFile(cl.out)
+		b.Fatalf("wrk: %v\n%s\nthe cluster's last output:\n%s", err, wout.String(), log[max(0, len(log)-8<<10):])
+	}
+	l := upLoad{wrk: r, secs: float64(r.requests) / r.rps, locked: int64(countInFile(b, cl.out, "database is locked") - locked0)}
+	for i := range cpu1 {
+		l.cpu = append(l.cpu, cpu1[i]-cpu0[i])
+	}
+	return l
+}
+
+// upLoadTotals adds up a cluster's runs of one load.
+type upLoadTotals struct {
+	requests, errors, locked int64
+	secs                     float64
+	p99                      time.Duration // the worst run's: a stall in one run is not averaged away
+	cpu                      []time.Duration
+}
+
+func (t *upLoadTotals) add(l upLoad) {
+	t.requests += l.wrk.requests
+	t.errors += l.wrk.errors
+	t.locked += l.locked
+	t.secs += l.secs
+	t.p99 = max(t.p99, l.wrk.p99)
+	if t.cpu == nil {
+		t.cpu = make([]time.Duration, len(l.cpu))
+	}
+	for i, c := range l.cpu {
+		t.cpu[i] += c
+	}
+}
+
+func (t *upLoadTotals) rps() float64 { return float64(t.requests) / max(t.secs, 1e-9) }
+
+// cpuPerReq is the CPU µs per request of upProcNames[i].
+func (t *upLoadTotals) cpuPerReq(i int) float64 {
+	return float64(t.cpu[i]) / float64(time.Microsecond) / float64(max(1, t.requests))
 }
 
 // upCluster is one running `posterctl up` with a logged-in user.
