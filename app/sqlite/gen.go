@@ -18,9 +18,8 @@ const journalSizeLimit = 1 << 20
 // sideBusyTimeout bounds how long a checkpoint of the watch goroutine waits
 // for other connections: it runs again a moment later, while a TRUNCATE
 // holds back every backend's writers for as long as it waits for readers
-// to leave the WAL. At 200 ms, under reads and posts at once, posts on both
-// backends stopped for about 300 ms now and then while reads went on (the
-// mix's p99 in BenchmarkUp).
+// to leave the WAL, so under reads and posts at once a long timeout here
+// stops every post for that long.
 const sideBusyTimeout = 20 * time.Millisecond
 
 // gen is one opening of the file at Path: the pools and what they were opened
