@@ -25,12 +25,13 @@ const sideBusyTimeout = 20 * time.Millisecond
 // gen is one opening of the file at Path: the pools and what they were opened
 // on. A deleted file that was restored is opened anew as another gen.
 type gen struct {
-	write *sql.DB // one connection, transactions begin IMMEDIATE
-	read  *sql.DB // query-only connections
-	side  *sql.DB // one connection for the watch goroutine
-	ver   verConn // PRAGMA data_version for Version
-	st    stmts
-	raw   rawStmts // on the write connection
+	write  *sql.DB    // one connection, transactions begin IMMEDIATE
+	writeQ writeQueue // the turns at write; take them with writeConn
+	read   *sql.DB    // query-only connections
+	side   *sql.DB    // one connection for the watch goroutine
+	ver    verConn    // PRAGMA data_version for Version
+	st     stmts
+	raw    rawStmts // on the write connection
 
 	file    fileID // device and inode of the file the pools have open
 	storeID string
@@ -99,7 +100,7 @@ func escapePath(path string) string { return (&url.URL{Path: path}).EscapedPath(
 // openGen opens the pools on the file now at Path and applies the
 // migrations that are not applied yet.
 func (db *DB) openGen(ctx context.Context) (_ *gen, err error) {
-	g := &gen{}
+	g := &gen{writeQ: newWriteQueue()}
 	defer func() {
 		if err != nil {
 			g.close()

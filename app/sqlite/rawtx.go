@@ -193,7 +193,7 @@ func (db *DB) inRawTx(ctx context.Context, fn func(t *wtx) error) error {
 		return err
 	}
 	g := db.cur()
-	c, err := g.write.Conn(ctx)
+	c, err := g.writeConn(ctx)
 	if err != nil {
 		return db.noteWrite(storeErr("begin", err))
 	}

@@ -26,7 +26,7 @@ import (
 // transaction; in WAL mode it reads a snapshot while the lock is held.
 func (db *DB) restore(ctx context.Context, g *gen) bool {
 	db.setState(stateRestoring, fmt.Sprintf("the store file %s was deleted; restoring it from the open connection: writes are refused for a moment", db.Path))
-	tx, c, err := beginWrite(ctx, g.write)
+	tx, c, err := beginWrite(ctx, g)
 	if err != nil {
 		db.failRestore(err)
 		return false

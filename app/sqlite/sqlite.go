@@ -35,7 +35,8 @@ const busyTimeout = 10 * time.Second
 //     (SQLite answers SQLITE_BUSY at once to avoid a deadlock), IMMEDIATE
 //     takes the lock up front, and beginWrite waits for it (writelock.go).
 //     One connection per process means writers of this process queue in Go,
-//     fairly, and only writers of other processes meet in beginWrite.
+//     in the order they came (writeQueue), and only writers of other
+//     processes meet in beginWrite.
 //   - reads: several query-only connections; WAL lets them run while a
 //     writer commits.
 //   - side: one connection for the watch goroutine (health.go), which
@@ -177,7 +178,7 @@ func (db *DB) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx,
 		return err
 	}
 	g := db.cur()
-	tx, c, err := beginWrite(ctx, g.write)
+	tx, c, err := beginWrite(ctx, g)
 	if err != nil {
 		return db.noteWrite(storeErr("begin", err))
 	}

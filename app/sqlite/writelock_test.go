@@ -1,10 +1,13 @@
 package sqlite_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -82,4 +85,83 @@ func TestDB_WaitsForWriteLock(t *testing.T) {
 			t.Fatalf("write cancelled while waiting for the lock: %v, want the context's error", err)
 		}
 	})
+}
+
+// TestDB_WritersTakeTurns: this process's writes that wait for the write
+// connection get it in the order they asked. database/sql alone hands a
+// freed connection to a waiter picked at random, which left a post now and
+// then waiting twenty times as long as the rest.
+func TestDB_WritersTakeTurns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "poster.db")
+	db := MustOpenDBAt(t, path)
+	u := &app.User{Username: "ann"}
+	if err := db.CreateUser(ctx, u, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriteLock(t, path)
+
+	// Each write starts once the one before is waiting: the first for the
+	// lock, holding the connection, the others for their turn.
+	const n = 12
+	ids := make([]int64, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			p, _, err := db.CreatePost(ctx, &app.Post{AuthorID: u.ID, Content: fmt.Sprint("turn ", i)}, "")
+			if err == nil {
+				ids[i] = p.ID
+			}
+			errs <- err
+		}()
+		waitFor(t, func() bool {
+			polling, waiting := writers()
+			return polling == 1 && waiting == i
+		})
+	}
+	release()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i < n; i++ {
+		if ids[i] <= ids[i-1] {
+			t.Fatalf("posts' ids in the order their writes asked: %v; want them rising", ids)
+		}
+	}
+}
+
+// writers counts this process's writers that hold the write connection
+// and poll for the lock, and those waiting for their turn at it.
+func writers() (polling, waiting int) {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		switch {
+		case bytes.Contains(g, []byte("sqlite.retryWhileBusy(")):
+			polling++
+		case bytes.Contains(g, []byte("[select")) && bytes.Contains(g, []byte("sqlite.(*gen).writeConn(")):
+			waiting++
+		}
+	}
+	return polling, waiting
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		runtime.Gosched()
+	}
 }
