@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// journalSizeLimit caps the WAL file left after a checkpoint: without it the
+// WAL keeps its largest size for ever, so a disk that filled once stays full.
+const journalSizeLimit = 1 << 20
+
 // sideBusyTimeout bounds how long a checkpoint of the watch goroutine waits
 // for other connections: it runs again a moment later, while a TRUNCATE
 // holds back every backend's writers for as long as it waits for readers
@@ -77,13 +81,9 @@ func (db *DB) dsn(kind int) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "1")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
 	switch kind {
 	case poolWrite:
-		// SQLite checkpoints inside a COMMIT, whose sync took up to half
-		// a second on a busy disk here while every other post of this
-		// process waited behind it. The watch goroutine checkpoints on
-		// the side connection instead (see checkpointMode).
-		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 		return db.Path + "?" + q.Encode()
 	case poolRead:

@@ -21,12 +21,9 @@ import (
 const (
 	watchInterval = 250 * time.Millisecond
 	// checkpointEvery is how often the WAL is truncated; in between, a WAL
-	// above checkpointAbove is checkpointed without truncating it, every
-	// watchInterval, and one above truncateAbove is truncated at once
-	// (checkpointMode).
+	// above journalSizeLimit is checkpointed without truncating it, every
+	// watchInterval (checkpointMode).
 	checkpointEvery = 5 * time.Second
-	checkpointAbove = 1 << 20
-	truncateAbove   = 16 << 20
 	// retireAfter is how long the pools of a gen that was replaced stay
 	// open, so that queries that picked them just before the swap finish.
 	retireAfter = 5 * time.Second
@@ -312,25 +309,16 @@ func (db *DB) walSize() int64 {
 	return fi.Size()
 }
 
-// The checkpoints of the watch goroutine, the only ones: the write
-// connection has SQLite's automatic checkpoint turned off (see dsn).
-//
-// Every checkpointEvery, TRUNCATE copies the WAL into the database and
-// truncates it, which gives the space back once a full disk has room again.
-// It holds the write lock all along, syncing the file too, so it runs
-// rarely: when it also ran every watchInterval to keep a WAL above 1 MiB in
-// check, one BenchmarkUp run (two backends) had 66 of them, 545 ms in all
-// and up to 45 ms each, while writers waited; with PASSIVE for that, 8, 32
-// ms in all. PASSIVE copies what it can without holding back writers or
-// waiting for readers.
-//
-// Under a stream of posts from two backends a PASSIVE checkpoint seldom
-// catches up with the writers, so the WAL is not started over and grows
-// until the next TRUNCATE: by up to 100 MB in 5 s here. truncateAbove caps
-// that. SQLite's automatic checkpoint had the same trouble and worse: it
-// runs in the committing writer, which ran one after every commit while
-// the WAL stayed long, each with its sync (up to 470 ms on this disk),
-// while this process's other posts waited.
+// The checkpoints of the watch goroutine. Every checkpointEvery, TRUNCATE
+// copies the WAL into the database and truncates it, which gives the space
+// back once a full disk has room again. It holds the write lock all along,
+// syncing the file too. When it also ran every watchInterval to keep a WAL
+// above journalSizeLimit in check, one BenchmarkUp run (two backends) had
+// 66 of them, 545 ms in all and up to 45 ms each, while writers waited;
+// with PASSIVE for that, 8, 32 ms in all. PASSIVE copies what it can
+// without holding back writers or waiting for readers, and with
+// journal_size_limit the next writer that starts the WAL over cuts the
+// file back to the limit.
 const (
 	checkpointTruncate = "TRUNCATE"
 	checkpointPassive  = "PASSIVE"
@@ -340,9 +328,9 @@ const (
 // TRUNCATE, with a WAL of walSize bytes, or "" when none is.
 func checkpointMode(sinceTruncate time.Duration, walSize int64) string {
 	switch {
-	case sinceTruncate >= checkpointEvery, walSize > truncateAbove:
+	case sinceTruncate >= checkpointEvery:
 		return checkpointTruncate
-	case walSize > checkpointAbove:
+	case walSize > journalSizeLimit:
 		return checkpointPassive
 	}
 	return ""
