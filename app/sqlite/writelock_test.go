@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/posterctl/posterctl/app"
+	"github.com/posterctl/posterctl/app/sqlite"
 )
 
 // holdWriteLock takes the file's write lock on a connection of its own, as
@@ -46,17 +47,25 @@ func holdWriteLock(t *testing.T, path string) (release func()) {
 	return release
 }
 
+// storeWithUser opens a store with one user and returns it, its path and
+// the user.
+func storeWithUser(t *testing.T) (*sqlite.DB, string, *app.User) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "poster.db")
+	db := MustOpenDBAt(t, path)
+	u := &app.User{Username: "ann"}
+	if err := db.CreateUser(context.Background(), u, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	return db, path, u
+}
+
 // TestDB_WaitsForWriteLock: a write that meets another connection's write
 // lock waits for it, and succeeds once it is released, rather than failing;
 // a write whose request is cancelled stops waiting.
 func TestDB_WaitsForWriteLock(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "poster.db")
-	db := MustOpenDBAt(t, path)
-	u := &app.User{Username: "ann"}
-	if err := db.CreateUser(ctx, u, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	db, path, u := storeWithUser(t)
 
 	t.Run("Released", func(t *testing.T) {
 		release := holdWriteLock(t, path)
@@ -93,12 +102,7 @@ func TestDB_WaitsForWriteLock(t *testing.T) {
 // then waiting twenty times as long as the rest.
 func TestDB_WritersTakeTurns(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "poster.db")
-	db := MustOpenDBAt(t, path)
-	u := &app.User{Username: "ann"}
-	if err := db.CreateUser(ctx, u, []byte("x")); err != nil {
-		t.Fatal(err)
-	}
+	db, path, u := storeWithUser(t)
 	release := holdWriteLock(t, path)
 
 	// Each write starts once the one before is waiting: the first for the
