@@ -52,10 +52,15 @@ func (g *gen) writeConn(ctx context.Context) (*writeConn, error) {
 }
 
 // Close gives the connection back to the pool, then the turn to the next
-// writer, who finds the connection idle.
+// writer, who finds the connection idle. A second Close gives back
+// nothing: it would take another writer's turn.
 func (c *writeConn) Close() error {
+	if c.q == nil {
+		return sql.ErrConnDone
+	}
 	err := c.Conn.Close()
 	<-c.q
+	c.q = nil
 	return err
 }
 

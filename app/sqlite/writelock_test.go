@@ -123,6 +123,19 @@ func TestDB_WritersTakeTurns(t *testing.T) {
 			return polling == 1 && waiting == i
 		})
 	}
+	// A write whose request ends while it waits for its turn leaves the
+	// queue, and the writes behind it keep their places.
+	cctx, cancel := context.WithCancel(ctx)
+	gaveUp := make(chan error, 1)
+	go func() {
+		_, _, err := db.CreatePost(cctx, &app.Post{AuthorID: u.ID, Content: "gave up"}, "")
+		gaveUp <- err
+	}()
+	waitFor(t, func() bool { _, waiting := writers(); return waiting == n })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("write cancelled while waiting for its turn: %v, want the context's error", err)
+	}
 	release()
 	for range n {
 		if err := <-errs; err != nil {
