@@ -11,10 +11,6 @@ import (
 	"time"
 )
 
-// journalSizeLimit caps the WAL file left after a checkpoint: without it the
-// WAL keeps its largest size for ever, so a disk that filled once stays full.
-const journalSizeLimit = 1 << 20
-
 // sideBusyTimeout bounds how long a checkpoint of the watch goroutine waits
 // for other connections: it runs again a moment later, while a TRUNCATE
 // holds back every backend's writers for as long as it waits for readers
@@ -81,7 +77,6 @@ func (db *DB) dsn(kind int) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "NORMAL")
 	q.Set("_foreign_keys", "1")
-	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", journalSizeLimit))
 	switch kind {
 	case poolWrite:
 		q.Set("_txlock", "immediate")
