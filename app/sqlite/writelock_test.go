@@ -118,9 +118,11 @@ func TestDB_WritersTakeTurns(t *testing.T) {
 			}
 			errs <- err
 		}()
-		waitFor(t, func() bool {
-			polling, waiting := writers()
-			return polling == 1 && waiting == i
+		eventually(t, 10*time.Second, func() error {
+			if polling, waiting := writers(); polling != 1 || waiting != i {
+				return fmt.Errorf("%d writes polling for the lock and %d waiting for their turn; want 1 and %d", polling, waiting, i)
+			}
+			return nil
 		})
 	}
 	// A write whose request ends while it waits for its turn leaves the
@@ -131,7 +133,12 @@ func TestDB_WritersTakeTurns(t *testing.T) {
 		_, _, err := db.CreatePost(cctx, &app.Post{AuthorID: u.ID, Content: "gave up"}, "")
 		gaveUp <- err
 	}()
-	waitFor(t, func() bool { _, waiting := writers(); return waiting == n })
+	eventually(t, 10*time.Second, func() error {
+		if _, waiting := writers(); waiting != n {
+			return fmt.Errorf("%d writes waiting for their turn; want %d", waiting, n)
+		}
+		return nil
+	})
 	cancel()
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("write cancelled while waiting for its turn: %v, want the context's error", err)
@@ -170,15 +177,4 @@ func writers() (polling, waiting int) {
 		}
 	}
 	return polling, waiting
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10 s")
-		}
-		runtime.Gosched()
-	}
 }
