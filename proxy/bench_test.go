@@ -36,7 +36,8 @@ import (
 // second opinion; POSTERCTL_BENCH_ACCESSLOG=off turns every balancer's access
 // log off, =both runs each balancer twice, with and without ("-nolog"), so
 // the log's own cost is read in the same run; POSTERCTL_BENCH_BASELINE_BIN=path
-// adds "lb-base", the same balancer from another build.
+// adds "lb-base", the same balancer from another build;
+// POSTERCTL_BENCH_SLICES=n measures n slices rather than ten.
 func BenchmarkLoadBalancer(b *testing.B) {
 	bin := posterctlBin
 	addrA, addrB := deadAddr(b), deadAddr(b)
@@ -143,13 +144,11 @@ func benchPOST512() benchRequest {
 			"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)}
 }
 
-// runLBSlices runs every target in turn, in ten rotating slices, and
-// returns the summary it also reports as metrics. Ten, where the other
-// figures would do with fewer: the access log's cost is a difference of a
-// few percent between two targets, and its median needs the pairs.
+// runLBSlices runs every target in turn, in rotating slices (benchSlices),
+// and returns the summary it also reports as metrics.
 func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *wrkGen, genName string,
 	modes []benchLogMode, backendsCPU func() float64) string {
-	const slices = 10
+	slices := benchSlices(b)
 	res := make([]loadResult, len(targets))
 	per := max(1, b.N/slices)
 	for s := range slices {
@@ -220,6 +219,22 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 			fmt.Fprintf(&sb, " lb%s/%s%s %.2f (cpu %+.1f µs)", m.suffix, ref, m.suffix, ratio, lb.cpuPerReq-r.cpuPerReq)
 		}
 	}
+	// The same CPU comparisons slice by slice: a neighbour's burst that
+	// spoils a slice weighs on both sides of that slice's difference,
+	// where a difference of two medians carries the noise of both.
+	for _, m := range modes {
+		for _, ref := range []string{"lb-base", "nginx", "haproxy"} {
+			diffs, ok := sliceDiffs(res, targets, "lb"+m.suffix, ref+m.suffix)
+			if !ok {
+				continue
+			}
+			q1, q3 := quartilesOf(diffs)
+			d := medianOf(diffs)
+			b.ReportMetric(d, "cpu-lb"+m.suffix+"-minus-"+ref+m.suffix+"-µs/req")
+			fmt.Fprintf(&sb, "\n  lb%s minus %s%s, proxy cpu slice by slice: median %+.2f µs/req (quartiles %+.2f and %+.2f, below in %d of %d slices)",
+				m.suffix, ref, m.suffix, d, q1, q3, countBelow(diffs), len(diffs))
+		}
+	}
 	for _, name := range []string{"lb", "lb-base", "nginx", "haproxy"} {
 		diffs, ok := logCostDiffs(res, targets, name)
 		if !ok {
@@ -234,6 +249,23 @@ func runLBSlices(b *testing.B, targets []*benchTarget, kind benchRequest, wrk *w
 			name, cost, q1, q3)
 	}
 	return sb.String()
+}
+
+// benchSlices is how many slices runLBSlices measures: ten, where the
+// other figures would do with fewer, as the access log's cost is a
+// difference of a few percent between two targets and its median needs
+// the pairs; POSTERCTL_BENCH_SLICES sets more for a steadier median (each
+// slice runs every target once, for b.N seconds under wrk).
+func benchSlices(b *testing.B) int {
+	v := os.Getenv("POSTERCTL_BENCH_SLICES")
+	if v == "" {
+		return 10
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("POSTERCTL_BENCH_SLICES=%q: want a positive number", v)
+	}
+	return n
 }
 
 // sliceOrder is the order in which slice s measures the targets: turned
@@ -263,23 +295,40 @@ func sliceOrder(targets []*benchTarget, s int) []int {
 // log's cost is their median, which one bad slice cannot move, where a
 // difference of the two medians would carry the noise of both.
 func logCostDiffs(res []loadResult, targets []*benchTarget, name string) ([]float64, bool) {
-	on, off := -1, -1
+	return sliceDiffs(res, targets, name, name+"-nolog")
+}
+
+// sliceDiffs are target a's CPU per request minus target b's, slice by
+// slice; false when either is missing or has no CPU figures.
+func sliceDiffs(res []loadResult, targets []*benchTarget, a, b string) ([]float64, bool) {
+	ia, ib := -1, -1
 	for k, t := range targets {
 		switch t.name {
-		case name:
-			on = k
-		case name + "-nolog":
-			off = k
+		case a:
+			ia = k
+		case b:
+			ib = k
 		}
 	}
-	if on < 0 || off < 0 || len(res[on].cpuS) == 0 || len(res[on].cpuS) != len(res[off].cpuS) {
+	if ia < 0 || ib < 0 || len(res[ia].cpuS) == 0 || len(res[ia].cpuS) != len(res[ib].cpuS) {
 		return nil, false
 	}
-	diffs := make([]float64, len(res[on].cpuS))
+	diffs := make([]float64, len(res[ia].cpuS))
 	for s := range diffs {
-		diffs[s] = res[on].cpuS[s] - res[off].cpuS[s]
+		diffs[s] = res[ia].cpuS[s] - res[ib].cpuS[s]
 	}
 	return diffs, true
+}
+
+// countBelow is how many of xs are below zero.
+func countBelow(xs []float64) int {
+	n := 0
+	for _, x := range xs {
+		if x < 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // benchTarget is one address the load generator measures; cpu, when set,
