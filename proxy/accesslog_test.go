@@ -216,7 +216,7 @@ func (c addrConn) RemoteAddr() net.Addr { return c.remote }
 func TestPlainLine(t *testing.T) {
 	a := newAccessLog(nil, "2006-01-02T15:04:05.000Z07:00", "component", "lb")
 	base := accessLine{method: []byte("GET"), path: []byte("/api/posts"), status: 200, backend: "127.0.0.1:40001",
-		backendField: backendField("127.0.0.1:40001"), attempts: 1, d: 1234567 * time.Nanosecond, id: []byte("0123abcd"),
+		backendField: backendField("127.0.0.1:40001"), okField: statusOKField("127.0.0.1:40001"), attempts: 1, d: 1234567 * time.Nanosecond, id: []byte("0123abcd"),
 		remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 54321}}
 	remote, end := newRemoteField(nil, addrConn{remote: base.remote}), a.lineEnd(time.Now())
 	want := string(a.appendLine(nil, &base, remote, end))
@@ -231,6 +231,18 @@ func TestPlainLine(t *testing.T) {
 		n, ok := a.plainLine(buf, &l, remote, end)
 		if want := string(a.appendLine(nil, &l, remote, end)); !ok || string(buf[:n]) != want {
 			t.Fatalf("%s: %v %q, want %q", m, ok, buf[:n], want)
+		}
+	}
+	// Other statuses write the status, then the backend's field; 200
+	// writes both from one piece, which must read the same.
+	for _, st := range []int{100, 199, 200, 201, 404, 502, 999} {
+		for _, ok200 := range [][]byte{base.okField, nil} {
+			l := base
+			l.status, l.okField = st, ok200
+			n, ok := a.plainLine(buf, &l, remote, end)
+			if want := string(a.appendLine(nil, &l, remote, end)); !ok || string(buf[:n]) != want {
+				t.Fatalf("status %d: %v %q, want %q", st, ok, buf[:n], want)
+			}
 		}
 	}
 	for size := range n {

@@ -54,6 +54,7 @@ func ParseBackend(s string) (string, error) {
 type Backend struct {
 	addr        string // host:port
 	accessField []byte // what names it in an access line (backendField)
+	accessOK    []byte // the same after a status of 200, the usual line's (statusOKField)
 	index       int    // position in the set, for the per-request tried set
 	// name is what reports show first (see Name); a PUT of the set may
 	// change it while requests read it.
@@ -102,7 +103,7 @@ func NewBackend(addr string, index int) *Backend {
 // start-up it waits for its health check to pass, because a caller that adds
 // a backend and sees it take traffic must be able to trust that it answers.
 func newJoiningBackend(addr string, index int) *Backend {
-	return &Backend{addr: addr, accessField: backendField(addr), index: index}
+	return &Backend{addr: addr, accessField: backendField(addr), accessOK: statusOKField(addr), index: index}
 }
 
 // Addr is the backend's host:port.

@@ -134,7 +134,7 @@ func (x *exchange) line(method, path []byte, status int, errMsg string, d time.D
 	l := accessLine{errMsg: errMsg, method: method, path: path, status: status, backend: "none", attempts: x.attempts,
 		d: d, id: x.id, idPlain: x.idOurs}
 	if x.backend != nil {
-		l.backend, l.backendField = x.backend.addr, x.backend.accessField
+		l.backend, l.backendField, l.okField = x.backend.addr, x.backend.accessField, x.backend.accessOK
 	}
 	return l
 }
@@ -151,9 +151,11 @@ type accessLine struct {
 	remote       net.Addr // for logAccess; AccessLog's lines come with their remote field formatted
 
 	// What spares AccessLog formatting what it has formatted before: the
-	// backend's field (backendField), and whether id is the balancer's
-	// own, which needs no escaping.
+	// backend's field (backendField), the same with a status of 200 ahead
+	// (okField), and whether id is the balancer's own, which needs no
+	// escaping.
 	backendField []byte
+	okField      []byte
 	idPlain      bool
 }
 

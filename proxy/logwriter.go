@@ -162,8 +162,10 @@ func (h *heldLines) format(a *AccessLog, dst, text []byte) []byte {
 	prev := 0
 	for i := range h.lines {
 		hl := &h.lines[i]
-		dst = append(dst, text[prev:hl.at]...)
-		prev = hl.at
+		if hl.at > prev { // lines of other kinds came in between
+			dst = append(dst, text[prev:hl.at]...)
+			prev = hl.at
+		}
 		t := h.text[hl.textAt:]
 		x := hl.x
 		line := x.line(t[:hl.methodLen], t[hl.methodLen:hl.methodLen+hl.pathLen], int(hl.status), hl.errMsg, x.end.Sub(x.start))
