@@ -53,6 +53,12 @@ type watch struct {
 	full    string // why writes fail for lack of space, "" when they do not
 	retired []retired
 
+	// checks counts the checks that have ended, and checked is closed (and
+	// replaced) as each ends: writes refused because the file moved wait on
+	// them (whileMoving).
+	checks  uint64
+	checked chan struct{}
+
 	cancel   context.CancelFunc
 	kick     chan struct{}
 	done     chan struct{}
@@ -109,6 +115,7 @@ func (db *DB) watchLoop(ctx context.Context) {
 		}
 		db.w.checkMu.Lock()
 		db.check(ctx)
+		db.checkEnded()
 		db.w.checkMu.Unlock()
 
 		now := time.Now()
@@ -129,6 +136,86 @@ func (db *DB) watchLoop(ctx context.Context) {
 	}
 }
 
+// checkEnded tells the writes waiting in whileMoving that a check ended.
+func (db *DB) checkEnded() {
+	db.w.mu.Lock()
+	defer db.w.mu.Unlock()
+	db.w.checks++
+	if db.w.checked != nil {
+		close(db.w.checked)
+	}
+	db.w.checked = make(chan struct{})
+}
+
+// settleWait bounds how long a write refused because the file moved waits
+// for the watch to catch up before the refusal stands. A restore copies
+// the database and syncs it: well under a second on a slow disk.
+const settleWait = 5 * time.Second
+
+// movedError is a write refused before it ran because the store's file is
+// being restored, or was found changed under this backend. Once the watch
+// has caught up (the restore ended, the store moved to the file at the
+// path) the same write can go ahead.
+type movedError struct{ err *app.Error }
+
+func (e *movedError) Error() string { return e.err.Error() }
+func (e *movedError) Unwrap() error { return e.err }
+
+// whileMoving runs write, and while it is refused because the file moved
+// (movedError), again after each check of the file, for up to settleWait
+// in all or until ctx ends: a client's write takes a moment longer during
+// a restore rather than failing with 503. A refused write did nothing (the
+// refusal comes before fn runs), so running it again is safe.
+func (db *DB) whileMoving(ctx context.Context, write func() error) error {
+	err := write()
+	var deadline time.Time
+	for {
+		var moved *movedError
+		if !errors.As(err, &moved) {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(settleWait)
+		}
+		if !db.awaitCheck(ctx, deadline) {
+			return err
+		}
+		err = write()
+	}
+}
+
+// awaitCheck waits for a check of the file that ends after the call, with
+// no restore under way; false when ctx ends, deadline passes or the watch
+// stops first.
+func (db *DB) awaitCheck(ctx context.Context, deadline time.Time) bool {
+	db.w.mu.Lock()
+	seen := db.w.checks
+	db.w.mu.Unlock()
+	db.kickWatch()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		db.w.mu.Lock()
+		if db.w.checked == nil {
+			db.w.checked = make(chan struct{})
+		}
+		ended, checked := db.w.checks > seen && db.w.state != stateRestoring, db.w.checked
+		db.w.mu.Unlock()
+		if ended {
+			return true
+		}
+		select {
+		case <-checked:
+		case <-ctx.Done():
+			return false
+		case <-timer.C:
+			return false
+		case <-db.w.done: // nil, and never ready, when the watch never ran
+			return false
+		}
+	}
+}
+
 // kickWatch asks the watch goroutine to check now.
 func (db *DB) kickWatch() {
 	select {
@@ -143,14 +230,18 @@ func (db *DB) setState(state, reason string) {
 	db.w.state, db.w.reason = state, reason
 }
 
-// writable refuses writes while the file at Path is not this store's.
+// writable refuses writes while the file at Path is not this store's; a
+// refusal during a restore is a movedError.
 func (db *DB) writable() error {
 	db.w.mu.Lock()
 	defer db.w.mu.Unlock()
-	if db.w.state != stateOK {
-		return &app.Error{Code: app.EUNAVAILABLE, Message: db.w.reason}
+	switch db.w.state {
+	case stateOK:
+		return nil
+	case stateRestoring:
+		return &movedError{&app.Error{Code: app.EUNAVAILABLE, Message: db.w.reason}}
 	}
-	return nil
+	return &app.Error{Code: app.EUNAVAILABLE, Message: db.w.reason}
 }
 
 // stillAtPath runs in a write transaction, so it holds the write lock: a
@@ -166,7 +257,7 @@ func (db *DB) stillAtPath(g *gen) error {
 		}
 	}
 	db.kickWatch()
-	return &app.Error{Code: app.EUNAVAILABLE, Message: fmt.Sprintf("the store file %s changed under this backend; writes resume once it is checked", db.Path)}
+	return &movedError{&app.Error{Code: app.EUNAVAILABLE, Message: fmt.Sprintf("the store file %s changed under this backend; writes resume once it is checked", db.Path)}}
 }
 
 // noteWrite records what a write's outcome says about free space.
@@ -196,6 +287,7 @@ func (db *DB) StoreID(context.Context) (string, error) {
 func (db *DB) StoreHealth(ctx context.Context) (string, error) {
 	if db.w.checkMu.TryLock() {
 		db.check(ctx)
+		db.checkEnded()
 		db.w.checkMu.Unlock()
 	}
 	db.w.mu.Lock()
@@ -351,7 +443,9 @@ func (db *DB) checkpoint(ctx context.Context, mode string) {
 
 // probeWrite writes one row in place, to learn that space is back.
 func (db *DB) probeWrite(ctx context.Context) {
-	db.inTx(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
+	// One try: waiting for a check (whileMoving) would wait for this
+	// goroutine, which makes them.
+	db.inTxOnce(ctx, func(ctx context.Context, tx *sql.Tx, _ *gen) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE store_meta SET store_id = store_id WHERE one = 1`); err != nil {
 			return storeErr("probe write", err)
 		}

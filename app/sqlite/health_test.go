@@ -116,8 +116,8 @@ func (p *poster) post(i int) error {
 
 // TestDB_Deleted: two stores on one file under write load; the file, its
 // WAL and shared-memory index are deleted. One store restores the file from
-// its open connection, both move to it, and every acknowledged post is in
-// the file at the path.
+// its open connection, both move to it, no write fails meanwhile, and every
+// acknowledged post is in the file at the path.
 func TestDB_Deleted(t *testing.T) {
 	// Deleting the main file alone leaves its -wal and -shm at the path;
 	// the restore must not let the new file replay them.
@@ -255,10 +255,13 @@ func testDeleted(t *testing.T, suffixes []string) {
 				t.Fatalf("acknowledged %q is not in the file at the path", c)
 			}
 		}
-		if p.n503 > 0 && p.last.Sub(p.first) > 2*time.Second {
-			t.Fatalf("writes refused for %v", p.last.Sub(p.first))
+		// A write that comes while the file is restored, or finds it
+		// changed under it, waits for the stores to move to the restored
+		// file rather than failing (whileMoving).
+		if p.n503 > 0 {
+			t.Fatalf("%d writes refused over %v, want none", p.n503, p.last.Sub(p.first))
 		}
-		t.Logf("%d posts acknowledged, %d refused over %v", len(p.acked), p.n503, p.last.Sub(p.first))
+		t.Logf("%d posts acknowledged", len(p.acked))
 	}
 	// Both stores read the file at the path: the newest post of each is
 	// visible through the other.

@@ -189,6 +189,11 @@ func (t *wtx) queryRow(id rawID, n int, vs ...any) (_ []driver.Value, err error)
 // inRawTx is inTx on the raw statements: fn runs in an IMMEDIATE
 // transaction, committed when fn succeeds and rolled back otherwise.
 func (db *DB) inRawTx(ctx context.Context, fn func(t *wtx) error) error {
+	return db.whileMoving(ctx, func() error { return db.inRawTxOnce(ctx, fn) })
+}
+
+// inRawTxOnce is one try of inRawTx.
+func (db *DB) inRawTxOnce(ctx context.Context, fn func(t *wtx) error) error {
 	if err := db.writable(); err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 // VACUUM INTO runs on the side connection because it cannot run inside a
 // transaction; in WAL mode it reads a snapshot while the lock is held.
 func (db *DB) restore(ctx context.Context, g *gen) bool {
-	db.setState(stateRestoring, fmt.Sprintf("the store file %s was deleted; restoring it from the open connection: writes are refused for a moment", db.Path))
+	db.setState(stateRestoring, fmt.Sprintf("the store file %s was deleted; restoring it from the open connection; writes wait for it", db.Path))
 	tx, c, err := beginWrite(ctx, g)
 	if err != nil {
 		db.failRestore(err)

@@ -164,7 +164,8 @@ func migrate(ctx context.Context, w *sql.DB) error {
 
 // inTx runs fn in a write transaction and commits it when fn succeeds.
 // Writes are refused while the file is not the store's (see health.go), and
-// each checks the file again once it holds the write lock. Posts take
+// each checks the file again once it holds the write lock; while a deleted
+// file is restored, they wait for it (whileMoving). Posts take
 // inRawTx (rawtx.go), the same on the driver's statements directly.
 //
 // ctx bounds the wait for the write lock; fn and the commit run under a
@@ -174,6 +175,11 @@ func migrate(ctx context.Context, w *sql.DB) error {
 // of its own. A write whose client left completes or fails on its own
 // merits, as it would have a moment later.
 func (db *DB) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, g *gen) error) error {
+	return db.whileMoving(ctx, func() error { return db.inTxOnce(ctx, fn) })
+}
+
+// inTxOnce is one try of inTx.
+func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, g *gen) error) error {
 	if err := db.writable(); err != nil {
 		return err
 	}
