@@ -76,6 +76,7 @@ func (db *DB) startWatch() {
 	ctx, cancel := context.WithCancel(context.Background())
 	db.w.cancel = cancel
 	db.w.kick = make(chan struct{}, 1)
+	db.w.checked = make(chan struct{})
 	db.w.done = make(chan struct{})
 	go db.watchLoop(ctx)
 }
@@ -141,9 +142,7 @@ func (db *DB) checkEnded() {
 	db.w.mu.Lock()
 	defer db.w.mu.Unlock()
 	db.w.checks++
-	if db.w.checked != nil {
-		close(db.w.checked)
-	}
+	close(db.w.checked)
 	db.w.checked = make(chan struct{})
 }
 
@@ -196,9 +195,6 @@ func (db *DB) awaitCheck(ctx context.Context, deadline time.Time) bool {
 	defer timer.Stop()
 	for {
 		db.w.mu.Lock()
-		if db.w.checked == nil {
-			db.w.checked = make(chan struct{})
-		}
 		ended, checked := db.w.checks > seen && db.w.state != stateRestoring, db.w.checked
 		db.w.mu.Unlock()
 		if ended {
@@ -210,7 +206,7 @@ func (db *DB) awaitCheck(ctx context.Context, deadline time.Time) bool {
 			return false
 		case <-timer.C:
 			return false
-		case <-db.w.done: // nil, and never ready, when the watch never ran
+		case <-db.w.done:
 			return false
 		}
 	}
