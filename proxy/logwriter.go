@@ -69,8 +69,12 @@ type heldLine struct {
 const heldLineSize = 320
 
 // logWriterSize is the size past which a line's writer writes the buffer out
-// itself rather than leave it to the flusher.
-const logWriterSize = 64 << 10
+// itself rather than leave it to the flusher. Each write-out costs more
+// than its system call shows: against 64 KiB, the balancer's benchmark
+// measured the access log 0.3 to 0.5 µs a request dearer with 16 KiB
+// batches and as much cheaper with 256 KiB ones. Lines still wait no
+// longer than the flush interval.
+const logWriterSize = 256 << 10
 
 // NewLogWriter starts the flusher; the caller must Close it.
 func NewLogWriter(w io.Writer, every time.Duration) *LogWriter {
