@@ -112,3 +112,27 @@ func TestLogWriterConcurrent(t *testing.T) {
 		t.Fatalf("%d writes: the size limit never wrote", out.writes.Load())
 	}
 }
+
+// TestLogWriterWritesWhenFull: with no flush due, a buffer past its size is
+// written out by the line that filled it, in whole lines, and nothing
+// before that.
+func TestLogWriterWritesWhenFull(t *testing.T) {
+	var out slowBuffer
+	lw := NewLogWriter(&out, time.Hour)
+	defer lw.Close()
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	n := 0
+	for ; n*len(line) < logWriterSize-len(line); n++ {
+		lw.Write(line)
+	}
+	if out.writes.Load() != 0 {
+		t.Fatalf("%d writes before the buffer was full", out.writes.Load())
+	}
+	for ; out.writes.Load() == 0 && n*len(line) < 2*logWriterSize; n++ {
+		lw.Write(line)
+	}
+	got := out.String()
+	if out.writes.Load() != 1 || len(got) < logWriterSize || len(got)%len(line) != 0 || strings.Count(got, "\n") != len(got)/len(line) {
+		t.Fatalf("%d writes, %d bytes, after %d lines of %d bytes", out.writes.Load(), len(got), n, len(line))
+	}
+}
