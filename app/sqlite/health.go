@@ -116,7 +116,6 @@ func (db *DB) watchLoop(ctx context.Context) {
 		}
 		db.w.checkMu.Lock()
 		db.check(ctx)
-		db.checkEnded()
 		db.w.checkMu.Unlock()
 
 		now := time.Now()
@@ -283,7 +282,6 @@ func (db *DB) StoreID(context.Context) (string, error) {
 func (db *DB) StoreHealth(ctx context.Context) (string, error) {
 	if db.w.checkMu.TryLock() {
 		db.check(ctx)
-		db.checkEnded()
 		db.w.checkMu.Unlock()
 	}
 	db.w.mu.Lock()
@@ -295,8 +293,10 @@ func (db *DB) StoreHealth(ctx context.Context) (string, error) {
 }
 
 // check compares the file at Path with the one the pools have open and acts
-// on a difference. The caller holds checkMu.
+// on a difference, then tells the writes waiting for a check (checkEnded).
+// The caller holds checkMu.
 func (db *DB) check(ctx context.Context) {
+	defer db.checkEnded()
 	g := db.cur()
 	fi, err := os.Stat(db.Path)
 	if errors.Is(err, fs.ErrNotExist) {
